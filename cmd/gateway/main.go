@@ -1,0 +1,126 @@
+// Command gateway runs kgate: a gRPC publish/subscribe gateway in front of
+// Apache Kafka. Run it with --help for its settings. With no --brokers it
+// starts an embedded in-memory Kafka broker, so it works on a fresh machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/health"
+
+	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run runs the gateway until ctx is done, then shuts down in order: health
+// NOT_SERVING, refuse new publishes and wait (bounded) for the broker's
+// acknowledgements of those in flight, stop the gRPC server, stop the
+// embedded broker.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+
+	brokers := cfg.Brokers
+	if brokers == "" {
+		eb, err := startEmbedded(cfg.EmbeddedKafka, cfg.EmbeddedPartitions)
+		if err != nil {
+			return err
+		}
+		defer eb.Close()
+		brokers = eb.Addr()
+		log.Warn("NO --brokers GIVEN: running an EMBEDDED IN-MEMORY KAFKA broker. Nothing is durable: every record is lost when the gateway stops. Use --brokers host:port for a real cluster.",
+			"embedded_kafka", brokers, "partitions_per_new_topic", cfg.EmbeddedPartitions)
+	}
+
+	prod, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
+		Brokers:          brokers,
+		Kafka:            cfg.Kafka,
+		MaxInflightBytes: cfg.MaxInflightBytes,
+		MaxMessageBytes:  cfg.MaxMessageBytes,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+	hs := health.NewServer()
+	gs := server.NewGRPCServer(server.Config{Publisher: prod, Health: hs, Logger: log})
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		prod.Close(context.Background())
+		return fmt.Errorf("listening for gRPC on %s: %w (is another gateway running? choose another --listen)", cfg.Listen, err)
+	}
+	log.Info("kgate listening", "grpc", lis.Addr().String(), "brokers", brokers)
+
+	var wg sync.WaitGroup
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName)
+	}()
+	serveErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		serveErr <- gs.Serve(lis)
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case err = <-serveErr:
+		log.Error("gRPC server failed", "err", err)
+	}
+	hs.Shutdown()
+	stopWatch()
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	prod.Close(sctx)
+	forceStop := time.AfterFunc(time.Until(deadline), gs.Stop)
+	gs.GracefulStop()
+	forceStop.Stop()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func newLogger(cfg *Config, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

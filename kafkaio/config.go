@@ -1,0 +1,109 @@
+package kafkaio
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// guard is a librdkafka property whose value the gateway's guarantees depend
+// on: ok says whether an override is acceptable.
+type guard struct {
+	key  string
+	ok   func(v string) bool
+	want string
+	why  string
+}
+
+func oneOf(vals ...string) func(string) bool {
+	return func(v string) bool {
+		for _, w := range vals {
+			if strings.EqualFold(strings.TrimSpace(v), w) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// kafkaConfig builds a librdkafka ConfigMap: defaults first, then the
+// user's overrides, refusing overrides of guarded keys with values that
+// would break a guarantee.
+func kafkaConfig(brokers string, defaults, overrides map[string]string, guards []guard) (kafka.ConfigMap, error) {
+	if strings.TrimSpace(brokers) == "" {
+		return nil, fmt.Errorf("no Kafka brokers configured: set bootstrap servers (host:port,...)")
+	}
+	cm := kafka.ConfigMap{"bootstrap.servers": brokers}
+	for k, v := range defaults {
+		cm[k] = goTyped(k, v)
+	}
+	for k, v := range overrides {
+		if k == "bootstrap.servers" {
+			return nil, fmt.Errorf("kafka property bootstrap.servers: set the brokers with --brokers instead")
+		}
+		for _, g := range guards {
+			if g.key == k && !g.ok(v) {
+				return nil, fmt.Errorf("kafka property %s=%s is refused: %s needs %s=%s", k, v, g.why, k, g.want)
+			}
+		}
+		cm[k] = goTyped(k, v)
+	}
+	return cm, nil
+}
+
+// goTyped converts the value of a confluent-kafka-go "go.*" property, which
+// must be a bool or an int, from its string form. librdkafka's own
+// properties stay strings.
+func goTyped(k, v string) kafka.ConfigValue {
+	if !strings.HasPrefix(k, "go.") {
+		return v
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return v
+}
+
+// forwardLogs writes librdkafka's log events to logger until the channel
+// closes (when the client is closed).
+func forwardLogs(logs chan kafka.LogEvent, logger *slog.Logger) {
+	for ev := range logs {
+		// syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug.
+		lvl := slog.LevelDebug
+		switch {
+		case ev.Level <= 3:
+			lvl = slog.LevelError
+		case ev.Level == 4:
+			lvl = slog.LevelWarn
+		case ev.Level <= 6:
+			lvl = slog.LevelInfo
+		}
+		logger.Log(context.Background(), lvl, ev.Message, "component", "librdkafka", "client", ev.Name, "tag", ev.Tag)
+	}
+}
+
+var legalTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// ValidateTopic reports whether name is a legal Kafka topic name, with a
+// message a person can act on when it is not.
+func ValidateTopic(name string) error {
+	switch {
+	case name == "":
+		return errorf(KindInvalid, ReasonInvalidTopic, "topic is empty: name the topic to use")
+	case name == "." || name == "..":
+		return errorf(KindInvalid, ReasonInvalidTopic, "topic %q is not allowed by Kafka", name)
+	case len(name) > 249:
+		return errorf(KindInvalid, ReasonInvalidTopic, "topic name is %d characters long; Kafka allows at most 249", len(name))
+	case !legalTopic.MatchString(name):
+		return errorf(KindInvalid, ReasonInvalidTopic, "topic %q has characters Kafka does not allow: use only ASCII letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}

@@ -1,0 +1,474 @@
+package kafkaio
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/kgate/kgate/flowcontrol"
+)
+
+// PartitionAny lets the partitioner choose a message's partition.
+const PartitionAny int32 = -1
+
+// Message is one record to publish.
+type Message struct {
+	Key   []byte // nil or empty: no key
+	Value []byte
+	// Headers in order; keys may repeat.
+	Headers []Header
+	// Partition to write to, or PartitionAny.
+	Partition int32
+	// Timestamp is the record's CreateTime; zero means now.
+	Timestamp time.Time
+}
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// size is what a message counts against the in-flight budget and the
+// message size limit: key, value and headers.
+func (m *Message) size() int64 {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// Result is the outcome of one published message.
+type Result struct {
+	// Err is nil when the broker acknowledged the message; otherwise an
+	// *Error saying why it was not written (or that the outcome is unknown).
+	Err       error
+	Partition int32
+	Offset    int64
+	// Timestamp is the record's CreateTime as written: the message's own
+	// timestamp, or the time Publish was called.
+	Timestamp time.Time
+}
+
+// ProducerConfig configures a Producer. The zero value of each field means
+// its documented default.
+type ProducerConfig struct {
+	// Brokers is the bootstrap server list, host:port[,host:port...]. Required.
+	Brokers string
+	// Kafka holds librdkafka properties that override the gateway's
+	// defaults (SASL, TLS to the brokers, tuning). Overrides of
+	// enable.idempotence, acks and go.delivery.reports that would weaken
+	// "OK means written" are refused.
+	Kafka map[string]string
+	// MaxInflightBytes bounds the bytes (keys, values, headers) of messages
+	// handed to Kafka and not yet acknowledged. Default 64 MiB.
+	MaxInflightBytes int64
+	// MaxMessageBytes is the largest message accepted (key, value and
+	// headers). Default 1,000,000 bytes.
+	MaxMessageBytes int64
+	// RetryAfter is the delay suggested to clients refused for capacity.
+	// Default 100 ms.
+	RetryAfter time.Duration
+	// MetadataMaxAge is how long a topic's partition count is trusted
+	// before it is fetched again. Default 30 s.
+	MetadataMaxAge time.Duration
+	// Logger receives the producer's and librdkafka's logs. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *ProducerConfig) setDefaults() {
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = 64 << 20
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 1_000_000
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = 100 * time.Millisecond
+	}
+	if c.MetadataMaxAge == 0 {
+		c.MetadataMaxAge = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *ProducerConfig) validate() error {
+	switch {
+	case c.MaxInflightBytes < 0:
+		return fmt.Errorf("max in-flight bytes %d is negative", c.MaxInflightBytes)
+	case c.MaxMessageBytes < 0:
+		return fmt.Errorf("max message bytes %d is negative", c.MaxMessageBytes)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("retry-after %v is negative", c.RetryAfter)
+	}
+	return nil
+}
+
+var producerGuards = []guard{
+	{key: "enable.idempotence", ok: oneOf("true"), want: "true", why: "exactly-once writes per partition and OK-means-written"},
+	{key: "acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
+	{key: "request.required.acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
+	{key: "go.delivery.reports", ok: oneOf("true"), want: "true", why: "answering Publish after the broker acknowledged"},
+	{key: "go.logs.channel.enable", ok: oneOf("true"), want: "true", why: "structured logging"},
+}
+
+// Producer publishes messages to Kafka and reports where they landed.
+//
+// Publish is safe for concurrent use. One goroutine, started by
+// NewProducer and stopped by Close, reads librdkafka's delivery reports and
+// completes the waiting Publish calls; another forwards librdkafka's logs.
+type Producer struct {
+	cfg    ProducerConfig
+	kp     *kafka.Producer
+	budget *flowcontrol.Budget
+	log    *slog.Logger
+
+	mu       sync.RWMutex // guards closed; held for reading while producing
+	closed   bool
+	inflight sync.WaitGroup // Publish calls between admission and return
+
+	topicsMu sync.Mutex
+	topics   map[string]topicMeta
+
+	fatal atomic.Pointer[Error] // set once librdkafka reports a fatal error
+
+	loops sync.WaitGroup // delivery-report and log loops
+}
+
+type topicMeta struct {
+	partitions int32
+	fetched    time.Time
+}
+
+// batch tracks the delivery reports of one Publish call.
+type batch struct {
+	results   []Result
+	remaining atomic.Int32
+	done      chan struct{} // closed when remaining reaches 0
+}
+
+func (b *batch) finish(n int32) {
+	if b.remaining.Add(-n) == 0 {
+		close(b.done)
+	}
+}
+
+// delivery rides in kafka.Message.Opaque: which result a report completes.
+type delivery struct {
+	b    *batch
+	i    int
+	size int64
+}
+
+// NewProducer connects a producer (lazily: no broker needs to be up yet)
+// with acks=all, enable.idempotence=true and partitioner=murmur2_random.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cm, err := kafkaConfig(cfg.Brokers, map[string]string{
+		"client.id":                          "kgate",
+		"acks":                               "all",
+		"enable.idempotence":                 "true",
+		"partitioner":                        "murmur2_random",
+		"linger.ms":                          "1",
+		"message.timeout.ms":                 "30000",
+		"message.max.bytes":                  strconv.FormatInt(cfg.MaxMessageBytes+64<<10, 10),
+		"go.delivery.report.fields":          "none",
+		"go.logs.channel.enable":             "true",
+		"enable.metrics.push":                "false",
+		"reconnect.backoff.max.ms":           "1000",
+		"topic.metadata.refresh.interval.ms": "30000",
+	}, cfg.Kafka, producerGuards)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka producer: %w", err)
+	}
+	p := &Producer{
+		cfg:    cfg,
+		kp:     kp,
+		budget: flowcontrol.NewBudget(cfg.MaxInflightBytes),
+		log:    cfg.Logger.With("component", "producer"),
+		topics: make(map[string]topicMeta),
+	}
+	p.loops.Add(2)
+	go func() { defer p.loops.Done(); p.deliveryLoop() }()
+	go func() { defer p.loops.Done(); forwardLogs(kp.Logs(), p.log) }()
+	return p, nil
+}
+
+// deliveryLoop completes Publish calls from delivery reports. It runs until
+// the events channel is closed by kafka.Producer.Close, and never blocks on
+// anything but that channel.
+func (p *Producer) deliveryLoop() {
+	for ev := range p.kp.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			d, ok := e.Opaque.(*delivery)
+			if !ok {
+				p.log.Error("delivery report without a waiting publish; this is a bug", "topic", e.TopicPartition)
+				continue
+			}
+			r := &d.b.results[d.i]
+			if err := e.TopicPartition.Error; err != nil {
+				r.Err = fromKafka(err, "publish to topic "+strconv.Quote(*e.TopicPartition.Topic))
+			} else {
+				r.Partition = e.TopicPartition.Partition
+				r.Offset = int64(e.TopicPartition.Offset)
+			}
+			p.budget.Release(d.size)
+			d.b.finish(1)
+		case kafka.Error:
+			if e.IsFatal() {
+				fe := errorf(KindInternal, "FATAL_PRODUCER_ERROR", "the Kafka producer failed and must be restarted: %v", e)
+				p.fatal.CompareAndSwap(nil, fe)
+				p.log.Error("fatal Kafka producer error; the gateway must be restarted", "err", e)
+			} else {
+				p.log.Warn("Kafka producer error", "err", e, "code", e.Code())
+			}
+		}
+	}
+}
+
+// Publish writes msgs to topic and blocks until the broker acknowledged or
+// rejected each of them, or ctx is done.
+//
+// It returns a nil slice and an *Error when no message was handed to Kafka:
+// invalid input (KindInvalid), unknown topic (KindNotFound), no capacity
+// (KindExhausted, checked at once, never waited for), brokers unreachable
+// (KindUnavailable), the producer closed. Otherwise it returns one Result
+// per message, in order, and a nil error: each Result says where the
+// message landed or why it was not written. When ctx ends first it returns
+// an *Error of KindUnknownOutcome: the messages may or may not be written.
+//
+// Publish is safe for concurrent use. It does not retain msgs after it
+// returns, except that librdkafka holds its own copies until delivery.
+func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([]Result, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, errorf(KindInvalid, ReasonNoMessages, "no messages: send at least one message")
+	}
+	var total int64
+	sizes := make([]int64, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		sizes[i] = m.size()
+		if sizes[i] > p.cfg.MaxMessageBytes {
+			return nil, errorf(KindInvalid, ReasonMessageTooLarge,
+				"message %d is %d bytes (key, value and headers); the limit is %d bytes: split or shrink it", i, sizes[i], p.cfg.MaxMessageBytes)
+		}
+		if m.Partition < PartitionAny {
+			return nil, errorf(KindInvalid, ReasonUnknownPartition, "message %d: partition %d is negative", i, m.Partition)
+		}
+		total += sizes[i]
+	}
+	if fe := p.fatal.Load(); fe != nil {
+		return nil, fe
+	}
+	parts, err := p.partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	for i := range msgs {
+		if msgs[i].Partition >= parts {
+			return nil, errorf(KindInvalid, ReasonUnknownPartition,
+				"message %d: topic %q has partitions 0 to %d, not %d", i, topic, parts-1, msgs[i].Partition)
+		}
+	}
+
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return nil, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: publish through another instance or retry shortly")
+	}
+	p.inflight.Add(1)
+	defer p.inflight.Done()
+	if err := p.budget.Acquire(total); err != nil {
+		p.mu.RUnlock()
+		return nil, &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: p.cfg.RetryAfter,
+			Message: fmt.Sprintf("the gateway's in-flight budget (%d bytes) is spent; retry after the delay in RetryInfo", p.budget.Limit())}
+	}
+	b := &batch{results: make([]Result, len(msgs)), done: make(chan struct{})}
+	b.remaining.Store(int32(len(msgs)))
+	produced := len(msgs)
+	var produceErr *Error
+	tp := kafka.TopicPartition{Topic: &topic}
+	now := time.Now().Truncate(time.Millisecond)
+	for i := range msgs {
+		m := &msgs[i]
+		tp.Partition = m.Partition
+		// Delivery reports carry no timestamp, so the gateway sets CreateTime
+		// itself and reports that; Kafka keeps milliseconds.
+		ts := now
+		if !m.Timestamp.IsZero() {
+			ts = m.Timestamp.Truncate(time.Millisecond)
+		}
+		b.results[i].Timestamp = ts
+		km := &kafka.Message{
+			TopicPartition: tp,
+			Key:            m.Key,
+			Value:          m.Value,
+			Timestamp:      ts,
+			Opaque:         &delivery{b: b, i: i, size: sizes[i]},
+		}
+		if len(m.Headers) > 0 {
+			km.Headers = make([]kafka.Header, len(m.Headers))
+			for j, h := range m.Headers {
+				km.Headers[j] = kafka.Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		if err := p.kp.Produce(km, nil); err != nil {
+			produceErr = fromKafka(err, "publish to topic "+strconv.Quote(topic))
+			if produceErr.Kind == KindExhausted {
+				produceErr.RetryAfter = p.cfg.RetryAfter
+			}
+			produced = i
+			break
+		}
+	}
+	p.mu.RUnlock()
+	if produceErr != nil {
+		var unsent int64
+		for i := produced; i < len(msgs); i++ {
+			unsent += sizes[i]
+			if i == produced {
+				b.results[i].Err = produceErr
+			} else {
+				b.results[i].Err = &Error{Kind: produceErr.Kind, Reason: produceErr.Reason, RetryAfter: produceErr.RetryAfter,
+					Message: fmt.Sprintf("not sent because message %d was refused: %s", produced, produceErr.Message)}
+			}
+		}
+		p.budget.Release(unsent)
+		if produced == 0 {
+			return nil, produceErr
+		}
+		b.finish(int32(len(msgs) - produced))
+	}
+	select {
+	case <-b.done:
+		return b.results, nil
+	case <-ctx.Done():
+		return nil, &Error{Kind: KindUnknownOutcome, Reason: ReasonOutcomeUnknown, Cause: ctx.Err(),
+			Message: fmt.Sprintf("%v while waiting for Kafka to acknowledge: the outcome is unknown, the messages may or may not be written", ctx.Err())}
+	}
+}
+
+// partitions returns the partition count of topic from a cache of at most
+// MetadataMaxAge, asking the brokers when needed. Asking creates the topic
+// where the cluster creates topics on first use.
+func (p *Producer) partitions(ctx context.Context, topic string) (int32, error) {
+	p.topicsMu.Lock()
+	tm, ok := p.topics[topic]
+	p.topicsMu.Unlock()
+	if ok && time.Since(tm.fetched) < p.cfg.MetadataMaxAge {
+		return tm.partitions, nil
+	}
+	md, err := p.kp.GetMetadata(&topic, false, timeoutMs(ctx, 10*time.Second))
+	if err != nil {
+		if ok { // keep publishing with what we knew; librdkafka has its own view
+			return tm.partitions, nil
+		}
+		if ctx.Err() != nil {
+			return 0, &Error{Kind: KindUnknownOutcome, Reason: ReasonOutcomeUnknown, Cause: ctx.Err(),
+				Message: fmt.Sprintf("%v while fetching metadata for topic %q; nothing was written", ctx.Err(), topic)}
+		}
+		e := fromKafka(err, fmt.Sprintf("fetching metadata for topic %q", topic))
+		if e.Kind == KindInternal {
+			e.Kind = KindUnavailable
+		}
+		return 0, e
+	}
+	t, found := md.Topics[topic]
+	if !found {
+		return 0, errorf(KindUnavailable, "NO_METADATA", "the brokers returned no metadata for topic %q; retry", topic)
+	}
+	if t.Error.Code() != kafka.ErrNoError {
+		e := fromKafka(t.Error, fmt.Sprintf("topic %q", topic))
+		if e.Kind == KindNotFound {
+			e.Message = fmt.Sprintf("topic %q does not exist and the cluster does not create topics on first use: create it, then retry", topic)
+		}
+		return 0, e
+	}
+	if len(t.Partitions) == 0 {
+		return 0, errorf(KindUnavailable, "NO_PARTITIONS", "topic %q has no partitions yet (it may be being created); retry", topic)
+	}
+	n := int32(len(t.Partitions))
+	p.topicsMu.Lock()
+	p.topics[topic] = topicMeta{partitions: n, fetched: time.Now()}
+	p.topicsMu.Unlock()
+	return n, nil
+}
+
+// Ping asks the brokers for cluster metadata: nil means Kafka is reachable.
+func (p *Producer) Ping(ctx context.Context) error {
+	if fe := p.fatal.Load(); fe != nil {
+		return fe
+	}
+	if _, err := p.kp.GetMetadata(nil, false, timeoutMs(ctx, 5*time.Second)); err != nil {
+		return fromKafka(err, "asking the Kafka brokers for metadata")
+	}
+	return nil
+}
+
+// InflightBytes reports the bytes handed to Kafka and not yet acknowledged.
+func (p *Producer) InflightBytes() int64 { return p.budget.Used() }
+
+// Close refuses new publishes, waits until ctx is done for the delivery
+// reports of messages already handed to Kafka, fails what is still pending
+// (those Publish calls return an unknown outcome, or UNAVAILABLE for
+// messages never sent), then closes the Kafka producer and waits for the
+// producer's goroutines. It is safe to call more than once.
+func (p *Producer) Close(ctx context.Context) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	for p.kp.Len() > 0 && ctx.Err() == nil {
+		p.kp.Flush(100)
+	}
+	if n := p.kp.Len(); n > 0 {
+		p.log.Warn("shutdown timeout: abandoning unacknowledged messages; their publishers are told the outcome is unknown", "messages", n)
+		if err := p.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight); err != nil {
+			p.log.Error("purging the producer queue", "err", err)
+		}
+		p.kp.Flush(1000) // serve the purged messages' reports
+	}
+	p.inflight.Wait()
+	p.kp.Close()
+	p.loops.Wait()
+}
+
+// timeoutMs is the time left before ctx's deadline, capped at max, in
+// milliseconds (at least 1).
+func timeoutMs(ctx context.Context, max time.Duration) int {
+	d := max
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < d {
+			d = left
+		}
+	}
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return int(d / time.Millisecond)
+}

@@ -1,0 +1,4 @@
+package server
+
+// CodeOf exposes codeOf to the external tests.
+var CodeOf = codeOf

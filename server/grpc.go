@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+)
+
+// Service names as registered, for health checks.
+const (
+	PublisherServiceName  = "kgate.v1.Publisher"
+	SubscriberServiceName = "kgate.v1.Subscriber"
+)
+
+// Config configures NewGRPCServer.
+type Config struct {
+	// Publisher backs kgate.v1.Publisher. Required.
+	Publisher Publisher
+	// Health is registered as grpc.health.v1.Health. Required; its status
+	// is set by WatchKafka and at shutdown.
+	Health *health.Server
+	// Logger receives one line per finished call. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewGRPCServer returns a gRPC server with kgate's services, health, server
+// reflection, and logging and panic-recovery interceptors. A panic in a
+// handler is logged with its stack and answered with a generic INTERNAL
+// error: no stack trace reaches the client.
+func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "grpc")
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error; see the gateway's log")
+	})}
+	opts = append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			recovery.UnaryServerInterceptor(recoverOpts...),
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			recovery.StreamServerInterceptor(recoverOpts...),
+		),
+	}, opts...)
+	s := grpc.NewServer(opts...)
+	kgatev1.RegisterPublisherServer(s, NewPublisherService(cfg.Publisher))
+	healthpb.RegisterHealthServer(s, cfg.Health)
+	reflection.Register(s)
+	return s
+}

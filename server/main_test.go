@@ -1,0 +1,78 @@
+package server_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/kafkatest"
+	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// gateway is a kgate gRPC server over TCP on 127.0.0.1 in front of brokers,
+// with a client connection to it.
+type gateway struct {
+	conn   *grpc.ClientConn
+	prod   *kafkaio.Producer
+	health *health.Server
+	pub    kgatev1.PublisherClient
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("test", t.Name())
+}
+
+// startGateway starts a gateway for the test; everything it started is
+// stopped, and waited for, when the test ends.
+func startGateway(t testing.TB, cfg kafkaio.ProducerConfig) *gateway {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	prod, err := kafkaio.NewProducer(cfg)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	hs := health.NewServer()
+	gs := server.NewGRPCServer(server.Config{Publisher: prod, Health: hs, Logger: cfg.Logger})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		prod.Close(ctx)
+		gs.Stop()
+		<-served
+	})
+	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn)}
+}
+
+func testContext(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d*timeoutScale)
+	t.Cleanup(cancel)
+	return ctx
+}
