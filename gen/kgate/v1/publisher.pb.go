@@ -92,8 +92,8 @@ type Message struct {
 	// Partition to write to. When unset the partitioner chooses from the key.
 	// A partition the topic does not have gives INVALID_ARGUMENT.
 	Partition *int32 `protobuf:"varint,4,opt,name=partition,proto3,oneof" json:"partition,omitempty"`
-	// Record timestamp (CreateTime). When unset, the gateway uses the time it
-	// received the request.
+	// Record timestamp (CreateTime), kept to the millisecond. When unset, the
+	// gateway uses the time it received the request.
 	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -272,8 +272,10 @@ type PublishResult struct {
 	Partition int32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
 	// Offset of the message in that partition.
 	Offset int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	// Timestamp of the record as stored by Kafka: the message's timestamp
-	// (CreateTime) or the broker's append time when the topic uses LogAppendTime.
+	// Timestamp (CreateTime) the record was written with, in milliseconds: the
+	// message's timestamp, or the time the gateway received the request. For a
+	// topic with message.timestamp.type=LogAppendTime the broker replaces it
+	// with its own append time, which this field does not report.
 	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

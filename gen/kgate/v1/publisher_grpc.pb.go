@@ -64,18 +64,27 @@ type PublisherClient interface {
 	//     retry, preferably with backoff.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
-	//     or may not be written. Retrying may produce a duplicate.
+	//     or may not be written. Retrying may write a duplicate.
 	//   - CANCELED: the client cancelled the call; as for DEADLINE_EXCEEDED, the
 	//     outcome of messages already handed to Kafka is unknown.
+	//   - UNKNOWN: the gateway shut down before the broker answered; the
+	//     outcome is unknown, as for DEADLINE_EXCEEDED.
 	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log.
+	//     the gateway's log. Retry against another instance.
 	//
-	// When some messages of a request were written and others were not, the
-	// status is the code of the first failed message and its details include a
-	// kgate.v1.PublishFailure naming, for every message, whether it was written
-	// (and where) or why not. Retry only the messages whose outcome is not OK.
-	// Every error status carries a PublishFailure when at least one message was
-	// handed to Kafka; without one, no message of the request was written.
+	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
+	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
+	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
+	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	//
+	// Partial failure: when the broker wrote some messages of a request and
+	// not others (for example the producer queue filled up in the middle of a
+	// batch), the status is the code of the first message that was not
+	// written, and its details also carry a kgate.v1.PublishFailure with one
+	// outcome per message: written (and where) or why not. Retry only the
+	// messages whose outcome code is not OK. An error without a PublishFailure
+	// means no message of the request was written, except for
+	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 }
 
@@ -139,18 +148,27 @@ type PublisherServer interface {
 	//     retry, preferably with backoff.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
-	//     or may not be written. Retrying may produce a duplicate.
+	//     or may not be written. Retrying may write a duplicate.
 	//   - CANCELED: the client cancelled the call; as for DEADLINE_EXCEEDED, the
 	//     outcome of messages already handed to Kafka is unknown.
+	//   - UNKNOWN: the gateway shut down before the broker answered; the
+	//     outcome is unknown, as for DEADLINE_EXCEEDED.
 	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log.
+	//     the gateway's log. Retry against another instance.
 	//
-	// When some messages of a request were written and others were not, the
-	// status is the code of the first failed message and its details include a
-	// kgate.v1.PublishFailure naming, for every message, whether it was written
-	// (and where) or why not. Retry only the messages whose outcome is not OK.
-	// Every error status carries a PublishFailure when at least one message was
-	// handed to Kafka; without one, no message of the request was written.
+	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
+	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
+	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
+	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	//
+	// Partial failure: when the broker wrote some messages of a request and
+	// not others (for example the producer queue filled up in the middle of a
+	// batch), the status is the code of the first message that was not
+	// written, and its details also carry a kgate.v1.PublishFailure with one
+	// outcome per message: written (and where) or why not. Retry only the
+	// messages whose outcome code is not OK. An error without a PublishFailure
+	// means no message of the request was written, except for
+	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	mustEmbedUnimplementedPublisherServer()
 }
