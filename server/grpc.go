@@ -27,6 +27,9 @@ const (
 type Config struct {
 	// Publisher backs kgate.v1.Publisher. Required.
 	Publisher Publisher
+	// Subscriber serves kgate.v1.Subscriber when set. The caller keeps it
+	// to call Shutdown and Wait.
+	Subscriber *SubscriberService
 	// Health is registered as grpc.health.v1.Health. Required; its status
 	// is set by WatchKafka and at shutdown.
 	Health *health.Server
@@ -53,6 +56,9 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		return status.Error(codes.Internal, "internal error; see the gateway's log")
 	})}
 	opts = append([]grpc.ServerOption{
+		// Stop and GracefulStop return only after every handler returned,
+		// so that a stopped server leaves no Subscribe stream behind.
+		grpc.WaitForHandlers(true),
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpts...),
@@ -64,6 +70,9 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	}, opts...)
 	s := grpc.NewServer(opts...)
 	kgatev1.RegisterPublisherServer(s, NewPublisherService(cfg.Publisher))
+	if cfg.Subscriber != nil {
+		kgatev1.RegisterSubscriberServer(s, cfg.Subscriber)
+	}
 	healthpb.RegisterHealthServer(s, cfg.Health)
 	reflection.Register(s)
 	return s

@@ -23,10 +23,13 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 // gateway is a kgate gRPC server over TCP on 127.0.0.1 in front of brokers,
 // with a client connection to it.
 type gateway struct {
-	conn   *grpc.ClientConn
-	prod   *kafkaio.Producer
-	health *health.Server
-	pub    kgatev1.PublisherClient
+	conn    *grpc.ClientConn
+	prod    *kafkaio.Producer
+	health  *health.Server
+	pub     kgatev1.PublisherClient
+	sub     kgatev1.SubscriberClient
+	subs    *server.SubscriberService
+	brokers string
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -38,15 +41,23 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // startGateway starts a gateway for the test; everything it started is
 // stopped, and waited for, when the test ends.
-func startGateway(t testing.TB, cfg kafkaio.ProducerConfig) *gateway {
+// subOpts adjust the subscriber settings (by default: the producer's
+// brokers, a 200 ms commit interval, and consumer session timeouts kfake
+// accepts).
+func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
 	cfg.Logger = testLogger(t)
 	prod, err := kafkaio.NewProducer(cfg)
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
+	subscriber := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond}
+	for _, o := range subOpts {
+		o(subscriber)
+	}
+	subs := server.NewSubscriberService(subscriber, cfg.Logger)
 	hs := health.NewServer()
-	gs := server.NewGRPCServer(server.Config{Publisher: prod, Health: hs, Logger: cfg.Logger})
+	gs := server.NewGRPCServer(server.Config{Publisher: prod, Subscriber: subs, Health: hs, Logger: cfg.Logger})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +73,16 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig) *gateway {
 	}
 	t.Cleanup(func() {
 		conn.Close()
+		subs.Shutdown()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		prod.Close(ctx)
 		gs.Stop()
 		<-served
+		subs.Wait()
 	})
-	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn)}
+	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
+		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers}
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

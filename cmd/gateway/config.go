@@ -136,4 +136,3 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-

@@ -33,8 +33,9 @@ func main() {
 }
 
 // run runs the gateway until ctx is done, then shuts down in order: health
-// NOT_SERVING, refuse new publishes and wait (bounded) for the broker's
-// acknowledgements of those in flight, stop the gRPC server, stop the
+// NOT_SERVING; end Subscribe streams with UNAVAILABLE after committing their
+// acked offsets; refuse new publishes and wait (bounded) for the broker's
+// acknowledgements of those in flight; stop the gRPC server; stop the
 // embedded broker.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
@@ -72,7 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	hs := health.NewServer()
-	gs := server.NewGRPCServer(server.Config{Publisher: prod, Health: hs, Logger: log})
+	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log}, log)
+	gs := server.NewGRPCServer(server.Config{Publisher: prod, Subscriber: subs, Health: hs, Logger: log})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
@@ -85,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName)
+		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName, server.SubscriberServiceName)
 	}()
 	serveErr := make(chan error, 1)
 	go func() {
@@ -101,6 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	hs.Shutdown()
 	stopWatch()
+	subs.Shutdown() // streams commit what is acked, leave their groups, end UNAVAILABLE
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -108,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	forceStop := time.AfterFunc(time.Until(deadline), gs.Stop)
 	gs.GracefulStop()
 	forceStop.Stop()
+	subs.Wait()
 	wg.Wait()
 	log.Info("stopped")
 	return err

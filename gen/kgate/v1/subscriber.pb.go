@@ -237,7 +237,12 @@ type SubscribeOpen struct {
 	// further attempt up to max_backoff. 0 means the default, 100 ms.
 	MinBackoff *durationpb.Duration `protobuf:"bytes,9,opt,name=min_backoff,json=minBackoff,proto3" json:"min_backoff,omitempty"`
 	// Upper bound of the redelivery delay. 0 means the default, 60 s.
-	MaxBackoff    *durationpb.Duration `protobuf:"bytes,10,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
+	MaxBackoff *durationpb.Duration `protobuf:"bytes,10,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
+	// Ack every record as soon as the gateway has sent it on the stream:
+	// at-most-once delivery, for tailing a topic with grpcurl or other tools
+	// that cannot ack. A record the client never processed is not delivered
+	// again. Acks, nacks and extends sent by the client are ignored.
+	AutoAck       bool `protobuf:"varint,11,opt,name=auto_ack,json=autoAck,proto3" json:"auto_ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +345,13 @@ func (x *SubscribeOpen) GetMaxBackoff() *durationpb.Duration {
 		return x.MaxBackoff
 	}
 	return nil
+}
+
+func (x *SubscribeOpen) GetAutoAck() bool {
+	if x != nil {
+		return x.AutoAck
+	}
+	return false
 }
 
 // SubscribeAck acknowledges records.
@@ -829,7 +841,7 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\x03ack\x18\x02 \x01(\v2\x16.kgate.v1.SubscribeAckH\x00R\x03ack\x12-\n" +
 	"\x04nack\x18\x03 \x01(\v2\x17.kgate.v1.SubscribeNackH\x00R\x04nack\x123\n" +
 	"\x06extend\x18\x04 \x01(\v2\x19.kgate.v1.SubscribeExtendH\x00R\x06extendB\t\n" +
-	"\arequest\"\x81\x04\n" +
+	"\arequest\"\x9c\x04\n" +
 	"\rSubscribeOpen\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12>\n" +
@@ -843,7 +855,8 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"minBackoff\x12:\n" +
 	"\vmax_backoff\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"maxBackoff\"'\n" +
+	"maxBackoff\x12\x19\n" +
+	"\bauto_ack\x18\v \x01(\bR\aautoAck\"'\n" +
 	"\fSubscribeAck\x12\x17\n" +
 	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\"Y\n" +
 	"\rSubscribeNack\x12\x17\n" +

@@ -1,0 +1,286 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/kgate/kgate/flowcontrol"
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/kafkaio"
+)
+
+// Subscriber opens subscriptions: one Kafka consumer group member per
+// Subscribe stream. kafkaio.Subscriber implements it.
+type Subscriber interface {
+	// Subscribe joins cfg.Group and starts consuming cfg.Topics; see
+	// kafkaio.Subscribe for its errors. The caller closes the subscription.
+	Subscribe(ctx context.Context, cfg kafkaio.SubscriptionConfig) (*kafkaio.Subscription, error)
+}
+
+// maxDeadline bounds ack deadlines, extensions and nack delays.
+const maxDeadline = 10 * time.Minute
+
+// SubscriberService implements kgate.v1.Subscriber.
+type SubscriberService struct {
+	kgatev1.UnimplementedSubscriberServer
+	sub Subscriber
+	log *slog.Logger
+
+	shutdown     chan struct{} // closed by Shutdown
+	shutdownOnce sync.Once
+	receivers    sync.WaitGroup // one Recv loop per stream
+}
+
+// NewSubscriberService returns the Subscriber service backed by sub.
+func NewSubscriberService(sub Subscriber, log *slog.Logger) *SubscriberService {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), shutdown: make(chan struct{})}
+}
+
+// Shutdown ends every stream, present and future, with UNAVAILABLE after
+// committing its acked offsets. It does not wait; see Wait.
+func (s *SubscriberService) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
+}
+
+// Wait waits for the streams' receive goroutines, which end when their
+// RPCs end: call it after the gRPC server stopped.
+func (s *SubscriberService) Wait() { s.receivers.Wait() }
+
+var errShuttingDown = status.Error(codes.Unavailable, "the gateway is shutting down: acked offsets were committed; reconnect, to another instance if there is one")
+
+// Subscribe implements kgate.v1.Subscriber/Subscribe.
+func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return invalidf("FIRST_MESSAGE_NOT_OPEN", "the first message on a Subscribe stream must be `open` (topics, group, ...), got %s", requestKind(first))
+	}
+	cfg, err := subscriptionConfig(open)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-s.shutdown:
+		return errShuttingDown
+	default:
+	}
+	sub, err := s.sub.Subscribe(ctx, cfg)
+	if err != nil {
+		return toStatus(err)
+	}
+	defer sub.Close()
+
+	loopCtx, cancelLoop := context.WithCancelCause(ctx)
+	defer cancelLoop(nil)
+	stopOnShutdown := context.AfterFunc(contextOf(s.shutdown), func() { cancelLoop(errShuttingDown) })
+	defer stopOnShutdown()
+
+	s.receivers.Add(1)
+	go func() {
+		defer s.receivers.Done()
+		cancelLoop(s.receive(loopCtx, stream, sub, cfg.Window.AckDeadline, open.GetAutoAck()))
+	}()
+
+	var sent []string // ack ids to auto-ack once sent
+	for {
+		evs, err := sub.Next(loopCtx)
+		if err != nil {
+			return s.endOf(ctx, loopCtx, sub, err)
+		}
+		for _, ev := range evs {
+			if err := stream.Send(response(ev)); err != nil {
+				return err
+			}
+			if open.GetAutoAck() && ev.Record != nil {
+				sent = append(sent, ev.Record.AckID)
+			}
+		}
+		if len(sent) > 0 {
+			sub.Ack(loopCtx, sent)
+			sent = sent[:0]
+		}
+	}
+}
+
+// endOf turns the reason the stream loop stopped into the RPC's status,
+// after the subscription committed and left the group.
+func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub *kafkaio.Subscription, err error) error {
+	sub.Close()
+	if ferr := sub.Err(); ferr != nil {
+		return toStatus(ferr)
+	}
+	cause := context.Cause(loopCtx)
+	switch {
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case errors.Is(cause, io.EOF):
+		return nil // the client half-closed: done
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		return cause
+	}
+	return toStatus(err)
+}
+
+// receive reads the client's acks, nacks and extensions until the stream
+// ends. It returns io.EOF when the client half-closed, or a status error.
+func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscriber_SubscribeServer, sub *kafkaio.Subscription, ackDeadline time.Duration, autoAck bool) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		if _, isOpen := req.GetRequest().(*kgatev1.SubscribeRequest_Open); autoAck && !isOpen && req.GetRequest() != nil {
+			continue // the gateway acks by itself
+		}
+		switch r := req.GetRequest().(type) {
+		case *kgatev1.SubscribeRequest_Ack:
+			sub.Ack(ctx, r.Ack.GetAckIds())
+		case *kgatev1.SubscribeRequest_Nack:
+			d, useBackoff := time.Duration(0), r.Nack.GetDelay() == nil
+			if !useBackoff {
+				d = clampDuration(r.Nack.GetDelay())
+			}
+			sub.Nack(ctx, r.Nack.GetAckIds(), d, useBackoff)
+		case *kgatev1.SubscribeRequest_Extend:
+			d := ackDeadline
+			if r.Extend.GetDeadline() != nil {
+				d = clampDuration(r.Extend.GetDeadline())
+			}
+			sub.Extend(ctx, r.Extend.GetAckIds(), d)
+		case *kgatev1.SubscribeRequest_Open:
+			return invalidf("ALREADY_OPEN", "the stream is already open: send `open` only once; open another stream for another subscription")
+		default:
+			return invalidf("EMPTY_REQUEST", "empty request: set one of ack, nack or extend")
+		}
+	}
+}
+
+// clampDuration reads a client duration as [0, maxDeadline].
+func clampDuration(d *durationpb.Duration) time.Duration {
+	if err := d.CheckValid(); err != nil {
+		return 0
+	}
+	return min(max(d.AsDuration(), 0), maxDeadline)
+}
+
+func requestKind(r *kgatev1.SubscribeRequest) string {
+	switch r.GetRequest().(type) {
+	case *kgatev1.SubscribeRequest_Ack:
+		return "ack"
+	case *kgatev1.SubscribeRequest_Nack:
+		return "nack"
+	case *kgatev1.SubscribeRequest_Extend:
+		return "extend"
+	}
+	return "an empty request"
+}
+
+// subscriptionConfig checks what only the API knows (durations) and maps
+// open to kafkaio's configuration, which checks the rest.
+func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, error) {
+	cfg := kafkaio.SubscriptionConfig{
+		Topics:          o.GetTopics(),
+		Group:           o.GetGroup(),
+		StartEarliest:   o.GetStartPosition() == kgatev1.StartPosition_START_POSITION_EARLIEST,
+		DeadLetterTopic: o.GetDeadLetterTopic(),
+		Window: flowcontrol.TrackerConfig{
+			MaxMessages: int(o.GetMaxOutstandingMessages()),
+			MaxBytes:    o.GetMaxOutstandingBytes(),
+			MaxAttempts: o.GetMaxDeliveryAttempts(),
+		},
+	}
+	if o.GetMaxOutstandingMessages() > 1_000_000 {
+		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_outstanding_messages %d is out of range: use 1 to 1000000, or 0 for the default", o.GetMaxOutstandingMessages())
+	}
+	for _, d := range []struct {
+		name string
+		in   *durationpb.Duration
+		out  *time.Duration
+	}{
+		{"ack_deadline", o.GetAckDeadline(), &cfg.Window.AckDeadline},
+		{"min_backoff", o.GetMinBackoff(), &cfg.Window.MinBackoff},
+		{"max_backoff", o.GetMaxBackoff(), &cfg.Window.MaxBackoff},
+	} {
+		if d.in == nil {
+			continue
+		}
+		if err := d.in.CheckValid(); err != nil {
+			return cfg, invalidf("INVALID_SUBSCRIPTION", "%s: %v", d.name, err)
+		}
+		if v := d.in.AsDuration(); v < 0 || v > maxDeadline {
+			return cfg, invalidf("INVALID_SUBSCRIPTION", "%s %v is out of range: use 0 (the default) to %v", d.name, v, maxDeadline)
+		}
+		*d.out = d.in.AsDuration()
+	}
+	return cfg, nil
+}
+
+func response(ev kafkaio.Event) *kgatev1.SubscribeResponse {
+	if r := ev.Record; r != nil {
+		m := &kgatev1.ReceivedMessage{
+			AckId:           r.AckID,
+			Topic:           r.Topic,
+			Partition:       r.Partition,
+			Offset:          r.Offset,
+			Key:             r.Key,
+			Value:           r.Value,
+			Timestamp:       timestamppb.New(r.Timestamp),
+			DeliveryAttempt: r.Attempt,
+		}
+		if len(r.Headers) > 0 {
+			m.Headers = make([]*kgatev1.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				m.Headers[i] = &kgatev1.Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: m}}
+	}
+	a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
+	return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}
+}
+
+func topicPartitions(tps []kafkaio.TopicPartition) []*kgatev1.TopicPartition {
+	out := make([]*kgatev1.TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = &kgatev1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
+	}
+	return out
+}
+
+// contextOf is a context that is done when ch is closed.
+func contextOf(ch <-chan struct{}) context.Context {
+	return chanContext(ch)
+}
+
+type chanContext <-chan struct{}
+
+func (c chanContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c chanContext) Done() <-chan struct{}       { return c }
+func (c chanContext) Err() error {
+	select {
+	case <-c:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+func (c chanContext) Value(any) any { return nil }
