@@ -19,7 +19,9 @@ import (
 	"github.com/kgate/kgate/kafkaio"
 )
 
-func kafkaProducer(brokers string) kafkaio.ProducerConfig { return kafkaio.ProducerConfig{Brokers: brokers} }
+func kafkaProducer(brokers string) kafkaio.ProducerConfig {
+	return kafkaio.ProducerConfig{Brokers: brokers}
+}
 
 // stream is a test client's Subscribe stream: one goroutine receives into
 // channels; the test acks, nacks and reads.
