@@ -185,9 +185,10 @@ type Subscription struct {
 	DeadLetters    atomic.Int64
 
 	// Owned by the owner goroutine.
-	tr     *flowcontrol.Tracker
-	paused map[TopicPartition]bool
-	dlqCtx context.Context
+	tr         *flowcontrol.Tracker
+	paused     map[TopicPartition]bool
+	retrySeeks map[TopicPartition]int64 // failed seeks, retried every loop
+	dlqCtx     context.Context
 }
 
 type cmdKind int
@@ -250,15 +251,16 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
 	}
 	s := &Subscription{
-		cfg:    cfg,
-		c:      c,
-		log:    cfg.Logger.With("component", "subscription", "group", cfg.Group),
-		cmds:   make(chan command, 64),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		outSig: make(chan struct{}, 1),
-		tr:     flowcontrol.NewTracker(cfg.Window),
-		paused: make(map[TopicPartition]bool),
+		cfg:        cfg,
+		c:          c,
+		log:        cfg.Logger.With("component", "subscription", "group", cfg.Group),
+		cmds:       make(chan command, 64),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		outSig:     make(chan struct{}, 1),
+		tr:         flowcontrol.NewTracker(cfg.Window),
+		paused:     make(map[TopicPartition]bool),
+		retrySeeks: make(map[TopicPartition]int64),
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); forwardLogs(c.Logs(), s.log) }()
@@ -420,17 +422,22 @@ func (s *Subscription) run() {
 		default:
 		}
 		s.drainCommands()
+		s.retryFailedSeeks()
 		now := time.Now()
 		for _, sk := range s.tr.Tick(now) {
+			// A redelivery already holds its window slot: resume the
+			// partition for it even when the window is full.
 			s.seek(sk.TopicPartition, sk.Offset)
-			if s.paused[sk.TopicPartition] {
+			if _, retrying := s.retrySeeks[sk.TopicPartition]; s.paused[sk.TopicPartition] && !retrying {
 				s.resume([]TopicPartition{sk.TopicPartition})
 			}
 		}
-		if len(s.paused) > 0 && s.tr.HasRoom() {
+		if len(s.paused) > len(s.retrySeeks) && s.tr.HasRoom() {
 			tps := make([]TopicPartition, 0, len(s.paused))
 			for tp := range s.paused {
-				tps = append(tps, tp)
+				if _, retrying := s.retrySeeks[tp]; !retrying {
+					tps = append(tps, tp)
+				}
 			}
 			s.resume(tps)
 		}
@@ -558,16 +565,31 @@ func recordOf(m *kafka.Message, id flowcontrol.AckID) *Record {
 	return r
 }
 
-// rebalance is called by Poll (and Close) on the owner goroutine.
+// rebalance is called by Poll (and Close) on the owner goroutine. Under the
+// cooperative protocol the lists are changes only. Offsets stored here for
+// revoked partitions are committed by librdkafka while it unassigns them,
+// before the partitions move, without blocking this goroutine.
 func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+	coop := c.GetRebalanceProtocol() == "COOPERATIVE"
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		tps := topicPartitions(e.Partitions)
 		for _, tp := range tps {
 			s.tr.Assign(tp)
 		}
-		s.log.Info("partitions assigned", "partitions", tps)
-		s.emit(Event{Assigned: tps})
+		var err error
+		if coop {
+			err = c.IncrementalAssign(e.Partitions)
+		} else {
+			err = c.Assign(e.Partitions)
+		}
+		if err != nil {
+			s.log.Error("assigning partitions", "partitions", tps, "err", err)
+		}
+		if len(tps) > 0 {
+			s.log.Info("partitions assigned", "partitions", tps)
+			s.emit(Event{Assigned: tps})
+		}
 	case kafka.RevokedPartitions:
 		tps := topicPartitions(e.Partitions)
 		lost := c.AssignmentLost()
@@ -575,23 +597,27 @@ func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		for _, tp := range tps {
 			commit, ok := s.tr.Revoke(tp)
 			delete(s.paused, tp)
+			delete(s.retrySeeks, tp)
 			if ok && !lost {
 				store = append(store, kafkaTP(tp, commit))
 			}
 		}
 		if len(store) > 0 {
-			if _, err := c.StoreOffsets(store); err != nil {
-				s.log.Warn("storing offsets of revoked partitions", "err", err)
-			}
-			// Commit now, before the partitions move: the auto-commit of
-			// a cooperative rebalance would come too late.
-			if _, err := c.CommitOffsets(store); err != nil {
-				s.CommitFailures.Add(1)
-				s.log.Warn("commit on revocation failed; the new owner redelivers from the last committed offset", "err", err)
-			}
+			s.storeOffsets(store)
 		}
-		s.log.Info("partitions revoked", "partitions", tps, "lost", lost)
-		s.emit(Event{Revoked: tps})
+		var err error
+		if coop {
+			err = c.IncrementalUnassign(e.Partitions)
+		} else {
+			err = c.Unassign()
+		}
+		if err != nil {
+			s.log.Error("unassigning partitions", "partitions", tps, "err", err)
+		}
+		if len(tps) > 0 {
+			s.log.Info("partitions revoked", "partitions", tps, "lost", lost)
+			s.emit(Event{Revoked: tps})
+		}
 	}
 	return nil
 }
@@ -618,14 +644,49 @@ func (s *Subscription) storeCommits() {
 	for i, c := range cs {
 		store[i] = kafkaTP(c.TopicPartition, c.Offset)
 	}
-	if _, err := s.c.StoreOffsets(store); err != nil {
+	s.storeOffsets(store)
+}
+
+// storeOffsets stores offsets for the next commit. librdkafka refuses
+// partitions that are no longer assigned; that is harmless.
+func (s *Subscription) storeOffsets(tps []kafka.TopicPartition) {
+	stored, err := s.c.StoreOffsets(tps)
+	if err != nil {
 		s.log.Debug("storing offsets", "err", err)
+		return
+	}
+	for _, tp := range stored {
+		if tp.Error != nil {
+			s.log.Debug("storing offset", "partition", tp, "err", tp.Error)
+		}
 	}
 }
 
+// seek moves tp's fetch position to off. The tracker relies on the next
+// record of tp being read from there, so a failed seek pauses tp and is
+// retried on every loop until it succeeds or tp is revoked.
 func (s *Subscription) seek(tp TopicPartition, off int64) {
 	if err := s.c.Seek(kafkaTP(tp, off), 0); err != nil {
-		s.log.Warn("seek failed", "partition", tp, "offset", off, "err", err)
+		s.log.Warn("seek failed; the partition is paused and the seek retried", "partition", tp, "offset", off, "err", err)
+		s.pause(tp)
+		s.retrySeeks[tp] = off
+		return
+	}
+	delete(s.retrySeeks, tp)
+}
+
+// retryFailedSeeks retries seeks that failed, resuming their partitions
+// once they succeed.
+func (s *Subscription) retryFailedSeeks() {
+	for tp, off := range s.retrySeeks {
+		if !s.tr.Assigned(tp) {
+			delete(s.retrySeeks, tp)
+			continue
+		}
+		if err := s.c.Seek(kafkaTP(tp, off), 0); err == nil {
+			delete(s.retrySeeks, tp)
+			s.resume([]TopicPartition{tp})
+		}
 	}
 }
 

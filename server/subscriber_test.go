@@ -26,15 +26,15 @@ func kafkaProducer(brokers string) kafkaio.ProducerConfig {
 // stream is a test client's Subscribe stream: one goroutine receives into
 // channels; the test acks, nacks and reads.
 type stream struct {
-	t        testing.TB
-	cl       kgatev1.Subscriber_SubscribeClient
-	cancel   context.CancelFunc
-	msgs     chan *kgatev1.ReceivedMessage
-	assigns  chan *kgatev1.Assignment
-	done     chan struct{}
-	endErr   error // set before done is closed
-	sendMu   sync.Mutex
-	received sync.WaitGroup
+	t       testing.TB
+	cl      kgatev1.Subscriber_SubscribeClient
+	cancel  context.CancelFunc
+	msgs    chan *kgatev1.ReceivedMessage
+	assigns chan *kgatev1.Assignment
+	done    chan struct{}
+	endErr  error // set before done is closed
+	sendMu  sync.Mutex
+	own     map[string]bool // partitions owned, as far as owned() has read
 }
 
 // openStream opens a Subscribe stream; it is cancelled and its receiver
@@ -48,7 +48,7 @@ func openStream(t testing.TB, gw *gateway, open *kgatev1.SubscribeOpen) *stream 
 		t.Fatalf("Subscribe: %v", err)
 	}
 	s := &stream{t: t, cl: cl, cancel: cancel, msgs: make(chan *kgatev1.ReceivedMessage, 100000),
-		assigns: make(chan *kgatev1.Assignment, 1000), done: make(chan struct{})}
+		assigns: make(chan *kgatev1.Assignment, 1000), done: make(chan struct{}), own: map[string]bool{}}
 	if open != nil {
 		s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}})
 	}
