@@ -414,6 +414,8 @@ func (s *Subscription) Err() error {
 // run is the owner goroutine's loop.
 func (s *Subscription) run() {
 	defer close(s.done)
+	var lastChores time.Time
+	timeout := time.Duration(0)
 	for {
 		select {
 		case <-s.stop:
@@ -421,35 +423,18 @@ func (s *Subscription) run() {
 			return
 		default:
 		}
-		s.drainCommands()
-		s.retryFailedSeeks()
+		// Acks, redeliveries, resumes and offset stores run at most every
+		// choresEvery while records stream in, so that their cost (a scan
+		// of the held records) is not paid per record; at once after acks.
 		now := time.Now()
-		for _, sk := range s.tr.Tick(now) {
-			// A redelivery already holds its window slot: resume the
-			// partition for it even when the window is full.
-			s.seek(sk.TopicPartition, sk.Offset)
-			if _, retrying := s.retrySeeks[sk.TopicPartition]; s.paused[sk.TopicPartition] && !retrying {
-				s.resume([]TopicPartition{sk.TopicPartition})
-			}
-		}
-		if len(s.paused) > len(s.retrySeeks) && s.tr.HasRoom() {
-			tps := make([]TopicPartition, 0, len(s.paused))
-			for tp := range s.paused {
-				if _, retrying := s.retrySeeks[tp]; !retrying {
-					tps = append(tps, tp)
-				}
-			}
-			s.resume(tps)
-		}
-		s.storeCommits()
-		timeout := 20 * time.Millisecond
-		if w := s.tr.NextWake(); !w.IsZero() {
-			if d := time.Until(w); d < timeout {
-				timeout = max(d, 0)
-			}
+		if s.drainCommands() || now.Sub(lastChores) >= choresEvery {
+			lastChores = now
+			timeout = s.chores(now)
 		}
 		ev := s.c.Poll(int(timeout / time.Millisecond))
 		if ev == nil {
+			timeout = 0 // chores first after an idle poll
+			lastChores = time.Time{}
 			continue
 		}
 		if err := s.handle(ev); err != nil {
@@ -461,11 +446,47 @@ func (s *Subscription) run() {
 	}
 }
 
-func (s *Subscription) drainCommands() {
+// choresEvery bounds how often chores run while records stream in.
+const choresEvery = 5 * time.Millisecond
+
+// chores retries failed seeks, expires deadlines and seeks for
+// redeliveries, resumes paused partitions when the window has room, and
+// stores commit offsets. It returns how long the next Poll may wait.
+func (s *Subscription) chores(now time.Time) time.Duration {
+	s.retryFailedSeeks()
+	for _, sk := range s.tr.Tick(now) {
+		// A redelivery already holds its window slot: resume the
+		// partition for it even when the window is full.
+		s.seek(sk.TopicPartition, sk.Offset)
+		if _, retrying := s.retrySeeks[sk.TopicPartition]; s.paused[sk.TopicPartition] && !retrying {
+			s.resume([]TopicPartition{sk.TopicPartition})
+		}
+	}
+	if len(s.paused) > len(s.retrySeeks) && s.tr.HasRoom() {
+		tps := make([]TopicPartition, 0, len(s.paused))
+		for tp := range s.paused {
+			if _, retrying := s.retrySeeks[tp]; !retrying {
+				tps = append(tps, tp)
+			}
+		}
+		s.resume(tps)
+	}
+	s.storeCommits()
+	timeout := 20 * time.Millisecond // the latency of acks while idle
+	if w := s.tr.NextWake(); !w.IsZero() {
+		timeout = min(timeout, max(time.Until(w), 0))
+	}
+	return timeout
+}
+
+// drainCommands applies the queued acks, nacks, extensions and dead-letter
+// outcomes, and reports whether there were any.
+func (s *Subscription) drainCommands() (applied bool) {
 	now := time.Now()
 	for {
 		select {
 		case cmd := <-s.cmds:
+			applied = true
 			for _, id := range cmd.ids {
 				var ok bool
 				switch cmd.kind {
@@ -487,7 +508,7 @@ func (s *Subscription) drainCommands() {
 				}
 			}
 		default:
-			return
+			return applied
 		}
 	}
 }
