@@ -48,8 +48,8 @@ type SubscriberClient interface {
 	// skipped.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
-	// partition this stream no longer owns is ignored (and counted in the
-	// gateway's metrics); it never ends the stream. The record it named is (or
+	// partition this stream no longer owns is ignored (counted, and logged at
+	// debug level); it never ends the stream. The record it named is (or
 	// will be) delivered to whichever stream owns the partition now.
 	//
 	// Status codes that end the stream and what the client should do:
@@ -118,8 +118,8 @@ type SubscriberServer interface {
 	// skipped.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
-	// partition this stream no longer owns is ignored (and counted in the
-	// gateway's metrics); it never ends the stream. The record it named is (or
+	// partition this stream no longer owns is ignored (counted, and logged at
+	// debug level); it never ends the stream. The record it named is (or
 	// will be) delivered to whichever stream owns the partition now.
 	//
 	// Status codes that end the stream and what the client should do:
