@@ -56,6 +56,17 @@ func kafkaConfig(brokers string, defaults, overrides map[string]string, guards [
 	return cm, nil
 }
 
+// CheckOverrides refuses librdkafka property overrides that would break a
+// guarantee of the producer or of subscriptions, before anything starts.
+func CheckOverrides(overrides map[string]string) error {
+	for _, guards := range [][]guard{producerGuards, consumerGuards} {
+		if _, err := kafkaConfig("-", nil, overrides, guards); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // goTyped converts the value of a confluent-kafka-go "go.*" property, which
 // must be a bool or an int, from its string form. librdkafka's own
 // properties stay strings.

@@ -69,8 +69,10 @@ func toStatus(err error, extra ...protoadapt.MessageV1) error {
 	switch {
 	case isKE:
 		msg = ke.Message
-	case code == codes.DeadlineExceeded || code == codes.Canceled:
-		msg = err.Error()
+	case code == codes.DeadlineExceeded:
+		msg = context.DeadlineExceeded.Error()
+	case code == codes.Canceled:
+		msg = context.Canceled.Error()
 	}
 	st := status.New(code, msg)
 	var details []protoadapt.MessageV1

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 )
@@ -130,6 +131,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
 	case c.HealthInterval <= 0:
 		return fmt.Errorf("--health-interval must be positive, got %v", c.HealthInterval)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)

@@ -174,27 +174,28 @@ func testFlags(t *testing.T, gateway string) {
 	free := []string{"--listen", "127.0.0.1:0", "--embedded-kafka", "127.0.0.1:0"}
 
 	for i, tc := range []struct {
+		name string
 		args []string
 		env  []string
 		want string
 	}{
-		0:  {args: []string{"--log-format", "xml"}, want: `--log-format must be text or json, got "xml"`},
-		1:  {args: []string{"--log-level", "loud"}, want: `--log-level "loud": use debug, info, warn or error`},
-		2:  {args: []string{"--kafka", "novalue"}, want: `"novalue" is not key=value`},
-		3:  {args: []string{"--kafka", "enable.idempotence=false"}, want: "kafka property enable.idempotence=false is refused"},
-		4:  {args: []string{"--kafka", "acks=1"}, want: "kafka property acks=1 is refused"},
-		5:  {args: []string{"--kafka", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
-		6:  {args: []string{"--max-inflight-bytes", "0"}, want: "--max-inflight-bytes must be positive"},
-		7:  {args: []string{"--shutdown-timeout", "soon"}, want: `invalid value "soon" for flag -shutdown-timeout`},
-		8:  {args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
-		9:  {args: []string{"extra"}, want: `unexpected argument "extra"`},
-		10: {env: []string{"KGATE_LOG_FORMAT=xml"}, want: `--log-format must be text or json, got "xml"`},
-		11: {env: []string{"KGATE_KAFKA=linger.ms=5;acks=0"}, want: "kafka property acks=0 is refused"},
-		12: {env: []string{"KGATE_EMBEDDED_PARTITIONS=three"}, want: `KGATE_EMBEDDED_PARTITIONS="three"`},
-		13: {args: []string{"--listen", busy.Addr().String()}, want: "listening for gRPC on " + busy.Addr().String()},
-		14: {args: []string{"--embedded-kafka", busy.Addr().String()}, want: "starting the embedded Kafka broker on " + busy.Addr().String()},
+		0:  {name: "log-format xml", args: []string{"--log-format", "xml"}, want: `--log-format must be text or json, got "xml"`},
+		1:  {name: "log-level loud", args: []string{"--log-level", "loud"}, want: `--log-level "loud": use debug, info, warn or error`},
+		2:  {name: "kafka novalue", args: []string{"--kafka", "novalue"}, want: `"novalue" is not key=value`},
+		3:  {name: "kafka enable.idempotence=false", args: []string{"--kafka", "enable.idempotence=false"}, want: "kafka property enable.idempotence=false is refused"},
+		4:  {name: "kafka acks=1", args: []string{"--kafka", "acks=1"}, want: "kafka property acks=1 is refused"},
+		5:  {name: "kafka bootstrap.servers", args: []string{"--kafka", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
+		6:  {name: "max-inflight-bytes 0", args: []string{"--max-inflight-bytes", "0"}, want: "--max-inflight-bytes must be positive"},
+		7:  {name: "shutdown-timeout soon", args: []string{"--shutdown-timeout", "soon"}, want: `invalid value "soon" for flag -shutdown-timeout`},
+		8:  {name: "unknown flag", args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
+		9:  {name: "positional argument", args: []string{"extra"}, want: `unexpected argument "extra"`},
+		10: {name: "KGATE_LOG_FORMAT xml", env: []string{"KGATE_LOG_FORMAT=xml"}, want: `--log-format must be text or json, got "xml"`},
+		11: {name: "KGATE_KAFKA acks=0", env: []string{"KGATE_KAFKA=linger.ms=5;acks=0"}, want: "kafka property acks=0 is refused"},
+		12: {name: "KGATE_EMBEDDED_PARTITIONS three", env: []string{"KGATE_EMBEDDED_PARTITIONS=three"}, want: `KGATE_EMBEDDED_PARTITIONS="three"`},
+		13: {name: "listen address in use", args: []string{"--listen", busy.Addr().String()}, want: "listening for gRPC on " + busy.Addr().String()},
+		14: {name: "embedded-kafka address in use", args: []string{"--embedded-kafka", busy.Addr().String()}, want: "starting the embedded Kafka broker on " + busy.Addr().String()},
 	} {
-		t.Run(strings.Join(append(tc.env, tc.args...), " "), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := startProc(t, "gateway", gateway, childEnv(tc.env...), append(slices.Clone(free), tc.args...)...)
 			code := p.wait(t, exitTimeout)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
@@ -50,6 +51,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
+	if err := kafkaio.CheckOverrides(cfg.Kafka); err != nil {
+		return err
+	}
 	brokers := cfg.Brokers
 	if brokers == "" {
 		eb, err := startEmbedded(cfg.EmbeddedKafka, cfg.EmbeddedPartitions)
@@ -73,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	hs := health.NewServer()
+	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
+	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log}, log)
 	gs := server.NewGRPCServer(server.Config{Publisher: prod, Subscriber: subs, Health: hs, Logger: log})
 	lis, err := net.Listen("tcp", cfg.Listen)

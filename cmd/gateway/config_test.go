@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// defaultConfig is the configuration of a gateway started with no flags
+// and no KGATE_* variables.
+func defaultConfig() *Config {
+	return &Config{
+		Listen:             ":8080",
+		Brokers:            "",
+		EmbeddedKafka:      "127.0.0.1:9092",
+		EmbeddedPartitions: 3,
+		Kafka:              map[string]string{},
+		MaxInflightBytes:   64 << 20,
+		MaxMessageBytes:    1_000_000,
+		ShutdownTimeout:    15 * time.Second,
+		HealthInterval:     2 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
+	}
+}
+
+func envOf(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+func TestParseConfig(t *testing.T) {
+	for i, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(*Config) // changes from defaultConfig
+	}{
+		0: {name: "defaults"},
+		1: {
+			name: "every flag",
+			args: []string{
+				"--listen", "127.0.0.1:7000", "--brokers", "k1:9092,k2:9092", "--embedded-kafka", "127.0.0.1:19092",
+				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--max-inflight-bytes", "1024",
+				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms",
+				"--log-level", "debug", "--log-format", "json",
+			},
+			want: func(c *Config) {
+				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
+				c.Kafka = map[string]string{"linger.ms": "5"}
+				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
+				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
+				c.LogLevel, c.LogFormat = "debug", "json"
+			},
+		},
+		2: {
+			name: "single-dash and = forms",
+			args: []string{"-listen=:9000", "-brokers=k:9092"},
+			want: func(c *Config) { c.Listen, c.Brokers = ":9000", "k:9092" },
+		},
+		3: {
+			name: "every KGATE_ variable when its flag is absent",
+			env: map[string]string{
+				"KGATE_LISTEN": "127.0.0.1:7000", "KGATE_BROKERS": "k1:9092,k2:9092", "KGATE_EMBEDDED_KAFKA": "127.0.0.1:19092",
+				"KGATE_EMBEDDED_PARTITIONS": "6", "KGATE_KAFKA": "linger.ms=5", "KGATE_MAX_INFLIGHT_BYTES": "1024",
+				"KGATE_MAX_MESSAGE_BYTES": "512", "KGATE_SHUTDOWN_TIMEOUT": "3s", "KGATE_HEALTH_INTERVAL": "250ms",
+				"KGATE_LOG_LEVEL": "debug", "KGATE_LOG_FORMAT": "json",
+			},
+			want: func(c *Config) {
+				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
+				c.Kafka = map[string]string{"linger.ms": "5"}
+				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
+				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
+				c.LogLevel, c.LogFormat = "debug", "json"
+			},
+		},
+		4: {
+			name: "flag wins over its variable; other variables still apply",
+			args: []string{"--brokers", "flag:9092", "--log-level", "warn"},
+			env:  map[string]string{"KGATE_BROKERS": "env:9092", "KGATE_LOG_LEVEL": "debug", "KGATE_LISTEN": ":7001"},
+			want: func(c *Config) { c.Brokers, c.LogLevel, c.Listen = "flag:9092", "warn", ":7001" },
+		},
+		5: {
+			name: "explicitly empty --brokers wins over KGATE_BROKERS (embedded broker)",
+			args: []string{"--brokers", ""},
+			env:  map[string]string{"KGATE_BROKERS": "env:9092"},
+		},
+		6: {
+			name: "empty variable counts as unset",
+			env:  map[string]string{"KGATE_BROKERS": "", "KGATE_LISTEN": ""},
+		},
+		7: {
+			name: "KGATE_KAFKA with ';'-separated pairs, spaces and empty pairs",
+			env:  map[string]string{"KGATE_KAFKA": " security.protocol=SASL_SSL ; sasl.mechanism = PLAIN;;sasl.username=u=v;"},
+			want: func(c *Config) {
+				c.Kafka = map[string]string{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.username": "u=v"}
+			},
+		},
+		8: {
+			name: "repeated --kafka accumulates; the last value of a key wins",
+			args: []string{"--kafka", "linger.ms=5", "--kafka", "compression.type=zstd;batch.size=1000", "--kafka", "linger.ms=0"},
+			want: func(c *Config) {
+				c.Kafka = map[string]string{"linger.ms": "0", "compression.type": "zstd", "batch.size": "1000"}
+			},
+		},
+		9: {
+			name: "--kafka replaces KGATE_KAFKA entirely",
+			args: []string{"--kafka", "linger.ms=5"},
+			env:  map[string]string{"KGATE_KAFKA": "compression.type=zstd"},
+			want: func(c *Config) { c.Kafka = map[string]string{"linger.ms": "5"} },
+		},
+		10: {
+			name: "unrelated variables are ignored",
+			env:  map[string]string{"BROKERS": "x:1", "KGATE_TEST_BROKERS": "y:2", "KGATE_NO_SUCH": "z"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			got, err := parseConfig(tc.args, envOf(tc.env), &out)
+			if err != nil {
+				t.Fatalf("case %d: %v\n%s", i, err, out.String())
+			}
+			want := defaultConfig()
+			if tc.want != nil {
+				tc.want(want)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("case %d:\n got %+v\nwant %+v", i, got, want)
+			}
+			if out.Len() > 0 {
+				t.Errorf("case %d: parsing a good configuration printed %q", i, out.String())
+			}
+		})
+	}
+}
+
+func TestParseConfigRejectsBadValues(t *testing.T) {
+	for i, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string // in the error
+	}{
+		0:  {args: []string{"--max-inflight-bytes", "0"}, want: "--max-inflight-bytes must be positive, got 0"},
+		1:  {args: []string{"--max-inflight-bytes", "-1"}, want: "--max-inflight-bytes must be positive, got -1"},
+		2:  {args: []string{"--max-message-bytes", "0"}, want: "--max-message-bytes must be positive, got 0"},
+		3:  {args: []string{"--embedded-partitions", "0"}, want: "--embedded-partitions must be positive, got 0"},
+		4:  {args: []string{"--shutdown-timeout", "0s"}, want: "--shutdown-timeout must be positive, got 0s"},
+		5:  {args: []string{"--health-interval", "-1s"}, want: "--health-interval must be positive, got -1s"},
+		6:  {args: []string{"--log-format", "xml"}, want: `--log-format must be text or json, got "xml"`},
+		7:  {args: []string{"--max-inflight-bytes", "lots"}, want: `invalid value "lots" for flag -max-inflight-bytes`},
+		8:  {args: []string{"--shutdown-timeout", "15"}, want: `invalid value "15" for flag -shutdown-timeout`},
+		9:  {args: []string{"--kafka", "novalue"}, want: `"novalue" is not key=value (for example --kafka linger.ms=5)`},
+		10: {args: []string{"--kafka", "=5"}, want: `"=5" is not key=value`},
+		11: {args: []string{"--kafka", "linger.ms=5;oops"}, want: `"oops" is not key=value`},
+		12: {args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
+		13: {args: []string{"--listen", ":1", "extra"}, want: `unexpected argument "extra": every setting is a flag`},
+		14: {env: map[string]string{"KGATE_MAX_INFLIGHT_BYTES": "lots"}, want: `KGATE_MAX_INFLIGHT_BYTES="lots"`},
+		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA="linger.ms=5;oops": "oops" is not key=value`},
+		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive"},
+		17: {env: map[string]string{"KGATE_LOG_FORMAT": "yaml"}, want: `--log-format must be text or json, got "yaml"`},
+	} {
+		var out bytes.Buffer
+		cfg, err := parseConfig(tc.args, envOf(tc.env), &out)
+		if err == nil {
+			t.Errorf("case %d: %v %v accepted: %+v", i, tc.args, tc.env, cfg)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("case %d: error %q does not say %q", i, err, tc.want)
+		}
+	}
+}
+
+func TestParseConfigHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		var out bytes.Buffer
+		_, err := parseConfig([]string{arg}, envOf(nil), &out)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%s: error %v, want flag.ErrHelp", arg, err)
+		}
+		for _, want := range append(configFlagNames(), "Usage: gateway", "KGATE_BROKERS") {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: usage does not mention %q:\n%s", arg, want, out.String())
+			}
+		}
+	}
+}
