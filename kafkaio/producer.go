@@ -67,8 +67,9 @@ type ProducerConfig struct {
 	// enable.idempotence, acks and go.delivery.reports that would weaken
 	// "OK means written" are refused.
 	Kafka map[string]string
-	// MaxInflightBytes bounds the bytes (keys, values, headers) of messages
-	// handed to Kafka and not yet acknowledged. Default 64 MiB.
+	// MaxInflightBytes bounds the bytes of messages handed to Kafka and not
+	// yet acknowledged: keys, values and headers, plus 128 bytes per
+	// message for bookkeeping. Default 64 MiB.
 	MaxInflightBytes int64
 	// MaxMessageBytes is the largest message accepted (key, value and
 	// headers). Default 1,000,000 bytes.
@@ -135,7 +136,7 @@ type Producer struct {
 
 	mu       sync.RWMutex // guards closed; held for reading while producing
 	closed   bool
-	inflight sync.WaitGroup // Publish calls between admission and return
+	inflight sync.WaitGroup // messages handed to librdkafka and not yet reported
 
 	topicsMu sync.Mutex
 	topics   map[string]topicMeta
@@ -150,11 +151,16 @@ type topicMeta struct {
 	fetched    time.Time
 }
 
-// batch tracks the delivery reports of one Publish call.
+// batch collects the results of one Publish call.
 type batch struct {
 	results   []Result
 	remaining atomic.Int32
 	done      chan struct{} // closed when remaining reaches 0
+}
+
+func (b *batch) complete(i int, r Result) {
+	b.results[i] = r
+	b.finish(1)
 }
 
 func (b *batch) finish(n int32) {
@@ -163,12 +169,18 @@ func (b *batch) finish(n int32) {
 	}
 }
 
-// delivery rides in kafka.Message.Opaque: which result a report completes.
+// delivery rides in kafka.Message.Opaque: whom a delivery report completes.
 type delivery struct {
-	b    *batch
-	i    int
-	size int64
+	complete func(i int, r Result) // called once, on the delivery-report goroutine; must not block
+	i        int
+	size     int64 // counted against the budget
+	ts       time.Time
 }
+
+// budgetOverhead is what each message counts against the in-flight budget
+// besides its key, value and headers: librdkafka's and the gateway's own
+// bookkeeping, so that the budget also bounds the number of messages.
+const budgetOverhead = 128
 
 // NewProducer connects a producer (lazily: no broker needs to be up yet)
 // with acks=all, enable.idempotence=true and partitioner=murmur2_random.
@@ -223,7 +235,7 @@ func (p *Producer) deliveryLoop() {
 				p.log.Error("delivery report without a waiting publish; this is a bug", "topic", e.TopicPartition)
 				continue
 			}
-			r := &d.b.results[d.i]
+			r := Result{Timestamp: d.ts}
 			if err := e.TopicPartition.Error; err != nil {
 				r.Err = fromKafka(err, "publish to topic "+strconv.Quote(*e.TopicPartition.Topic))
 			} else {
@@ -231,7 +243,8 @@ func (p *Producer) deliveryLoop() {
 				r.Offset = int64(e.TopicPartition.Offset)
 			}
 			p.budget.Release(d.size)
-			d.b.finish(1)
+			d.complete(d.i, r)
+			p.inflight.Done()
 		case kafka.Error:
 			if e.IsFatal() {
 				fe := errorf(KindInternal, "FATAL_PRODUCER_ERROR", "the Kafka producer failed and must be restarted: %v", e)
@@ -258,13 +271,61 @@ func (p *Producer) deliveryLoop() {
 // Publish is safe for concurrent use. It does not retain msgs after it
 // returns, except that librdkafka holds its own copies until delivery.
 func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([]Result, error) {
-	if err := ValidateTopic(topic); err != nil {
-		return nil, err
-	}
 	if len(msgs) == 0 {
 		return nil, errorf(KindInvalid, ReasonNoMessages, "no messages: send at least one message")
 	}
-	var total int64
+	sizes, err := p.check(ctx, topic, msgs)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{results: make([]Result, len(msgs)), done: make(chan struct{})}
+	b.remaining.Store(int32(len(msgs)))
+	produced, perr := p.produce(topic, msgs, sizes, b.complete)
+	if perr != nil {
+		if produced == 0 {
+			return nil, perr
+		}
+		for i := produced; i < len(msgs); i++ {
+			b.results[i].Err = perr
+			if i > produced {
+				b.results[i].Err = &Error{Kind: perr.Kind, Reason: perr.Reason, RetryAfter: perr.RetryAfter,
+					Message: fmt.Sprintf("not sent because message %d was refused: %s", produced, perr.Message)}
+			}
+		}
+		b.finish(int32(len(msgs) - produced))
+	}
+	select {
+	case <-b.done:
+		return b.results, nil
+	case <-ctx.Done():
+		return nil, &Error{Kind: KindUnknownOutcome, Reason: ReasonOutcomeUnknown, Cause: ctx.Err(),
+			Message: fmt.Sprintf("%v while waiting for Kafka to acknowledge: the outcome is unknown, the messages may or may not be written", ctx.Err())}
+	}
+}
+
+// PublishAsync hands one message to Kafka and returns at once. When it
+// returns nil, done is called exactly once with the outcome, on the
+// producer's delivery-report goroutine, so done must not block. When it
+// returns an *Error the message was not handed to Kafka (the reasons of
+// Publish) and done is never called. ctx bounds only the topic metadata
+// lookup, not the delivery. Safe for concurrent use.
+func (p *Producer) PublishAsync(ctx context.Context, topic string, m Message, done func(Result)) error {
+	msgs := []Message{m}
+	sizes, err := p.check(ctx, topic, msgs)
+	if err != nil {
+		return err
+	}
+	if _, perr := p.produce(topic, msgs, sizes, func(_ int, r Result) { done(r) }); perr != nil {
+		return perr
+	}
+	return nil
+}
+
+// check validates a batch for topic and returns each message's size.
+func (p *Producer) check(ctx context.Context, topic string, msgs []Message) ([]int64, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
 	sizes := make([]int64, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
@@ -276,7 +337,6 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 		if m.Partition < PartitionAny {
 			return nil, errorf(KindInvalid, ReasonUnknownPartition, "message %d: partition %d is negative", i, m.Partition)
 		}
-		total += sizes[i]
 	}
 	if fe := p.fatal.Load(); fe != nil {
 		return nil, fe
@@ -291,41 +351,44 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 				"message %d: topic %q has partitions 0 to %d, not %d", i, topic, parts-1, msgs[i].Partition)
 		}
 	}
+	return sizes, nil
+}
 
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return nil, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: publish through another instance or retry shortly")
+// produce reserves budget for msgs, all or nothing, and hands them to
+// librdkafka in order; complete is called for each one handed over. It
+// returns how many were handed over and, if not all, why the next one was
+// not (the reserve of the rest is returned).
+func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete func(int, Result)) (int, *Error) {
+	var total int64
+	for _, n := range sizes {
+		total += n + budgetOverhead
 	}
-	p.inflight.Add(1)
-	defer p.inflight.Done()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: publish through another instance or retry shortly")
+	}
 	if err := p.budget.Acquire(total); err != nil {
-		p.mu.RUnlock()
-		return nil, &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: p.cfg.RetryAfter,
+		return 0, &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: p.cfg.RetryAfter,
 			Message: fmt.Sprintf("the gateway's in-flight budget (%d bytes) is spent; retry after the delay in RetryInfo", p.budget.Limit())}
 	}
-	b := &batch{results: make([]Result, len(msgs)), done: make(chan struct{})}
-	b.remaining.Store(int32(len(msgs)))
-	produced := len(msgs)
-	var produceErr *Error
 	tp := kafka.TopicPartition{Topic: &topic}
+	// Delivery reports carry no timestamp, so the gateway sets CreateTime
+	// itself and reports that; Kafka keeps milliseconds.
 	now := time.Now().Truncate(time.Millisecond)
 	for i := range msgs {
 		m := &msgs[i]
 		tp.Partition = m.Partition
-		// Delivery reports carry no timestamp, so the gateway sets CreateTime
-		// itself and reports that; Kafka keeps milliseconds.
 		ts := now
 		if !m.Timestamp.IsZero() {
 			ts = m.Timestamp.Truncate(time.Millisecond)
 		}
-		b.results[i].Timestamp = ts
 		km := &kafka.Message{
 			TopicPartition: tp,
 			Key:            m.Key,
 			Value:          m.Value,
 			Timestamp:      ts,
-			Opaque:         &delivery{b: b, i: i, size: sizes[i]},
+			Opaque:         &delivery{complete: complete, i: i, size: sizes[i] + budgetOverhead, ts: ts},
 		}
 		if len(m.Headers) > 0 {
 			km.Headers = make([]kafka.Header, len(m.Headers))
@@ -333,40 +396,22 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 				km.Headers[j] = kafka.Header{Key: h.Key, Value: h.Value}
 			}
 		}
+		p.inflight.Add(1)
 		if err := p.kp.Produce(km, nil); err != nil {
-			produceErr = fromKafka(err, "publish to topic "+strconv.Quote(topic))
-			if produceErr.Kind == KindExhausted {
-				produceErr.RetryAfter = p.cfg.RetryAfter
+			p.inflight.Done()
+			var unsent int64
+			for j := i; j < len(msgs); j++ {
+				unsent += sizes[j] + budgetOverhead
 			}
-			produced = i
-			break
-		}
-	}
-	p.mu.RUnlock()
-	if produceErr != nil {
-		var unsent int64
-		for i := produced; i < len(msgs); i++ {
-			unsent += sizes[i]
-			if i == produced {
-				b.results[i].Err = produceErr
-			} else {
-				b.results[i].Err = &Error{Kind: produceErr.Kind, Reason: produceErr.Reason, RetryAfter: produceErr.RetryAfter,
-					Message: fmt.Sprintf("not sent because message %d was refused: %s", produced, produceErr.Message)}
+			p.budget.Release(unsent)
+			perr := fromKafka(err, "publish to topic "+strconv.Quote(topic))
+			if perr.Kind == KindExhausted {
+				perr.RetryAfter = p.cfg.RetryAfter
 			}
+			return i, perr
 		}
-		p.budget.Release(unsent)
-		if produced == 0 {
-			return nil, produceErr
-		}
-		b.finish(int32(len(msgs) - produced))
 	}
-	select {
-	case <-b.done:
-		return b.results, nil
-	case <-ctx.Done():
-		return nil, &Error{Kind: KindUnknownOutcome, Reason: ReasonOutcomeUnknown, Cause: ctx.Err(),
-			Message: fmt.Sprintf("%v while waiting for Kafka to acknowledge: the outcome is unknown, the messages may or may not be written", ctx.Err())}
-	}
+	return len(msgs), nil
 }
 
 // partitions returns the partition count of topic from a cache of at most

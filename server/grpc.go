@@ -25,8 +25,9 @@ const (
 
 // Config configures NewGRPCServer.
 type Config struct {
-	// Publisher backs kgate.v1.Publisher. Required.
-	Publisher Publisher
+	// Publisher serves kgate.v1.Publisher. Required. The caller keeps it to
+	// call Shutdown and Wait.
+	Publisher *PublisherService
 	// Subscriber serves kgate.v1.Subscriber when set. The caller keeps it
 	// to call Shutdown and Wait.
 	Subscriber *SubscriberService
@@ -69,7 +70,7 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		),
 	}, opts...)
 	s := grpc.NewServer(opts...)
-	kgatev1.RegisterPublisherServer(s, NewPublisherService(cfg.Publisher))
+	kgatev1.RegisterPublisherServer(s, cfg.Publisher)
 	if cfg.Subscriber != nil {
 		kgatev1.RegisterSubscriberServer(s, cfg.Subscriber)
 	}

@@ -30,6 +30,8 @@ type gateway struct {
 	sub     kgatev1.SubscriberClient
 	subs    *server.SubscriberService
 	brokers string
+	// pubsShutdown shuts the Publisher service down (PublishStream ends).
+	pubsShutdown func()
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -57,7 +59,8 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 	}
 	subs := server.NewSubscriberService(subscriber, cfg.Logger)
 	hs := health.NewServer()
-	gs := server.NewGRPCServer(server.Config{Publisher: prod, Subscriber: subs, Health: hs, Logger: cfg.Logger})
+	pubs := server.NewPublisherService(prod)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,15 +77,17 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 	t.Cleanup(func() {
 		conn.Close()
 		subs.Shutdown()
+		pubs.Shutdown()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		prod.Close(ctx)
 		gs.Stop()
 		<-served
 		subs.Wait()
+		pubs.Wait()
 	})
 	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
-		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers}
+		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers, pubsShutdown: pubs.Shutdown}
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

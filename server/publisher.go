@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
@@ -11,49 +14,50 @@ import (
 )
 
 // Publisher writes messages to Kafka; *kafkaio.Producer implements it.
+// Both methods must be safe for concurrent use.
 type Publisher interface {
 	// Publish writes msgs to topic and blocks until each was acknowledged
 	// or rejected by the broker, or ctx is done. It returns a nil slice and
 	// an error when no message was handed to Kafka, else one result per
-	// message in order and a nil error. Publish must be safe for concurrent
-	// use. See kafkaio.Producer.Publish.
+	// message in order and a nil error. See kafkaio.Producer.Publish.
 	Publish(ctx context.Context, topic string, msgs []kafkaio.Message) ([]kafkaio.Result, error)
+	// PublishAsync hands one message to Kafka without waiting. On a nil
+	// error done is called exactly once, later, and must not block; on an
+	// error it is never called. See kafkaio.Producer.PublishAsync.
+	PublishAsync(ctx context.Context, topic string, m kafkaio.Message, done func(kafkaio.Result)) error
 }
 
 // PublisherService implements kgate.v1.Publisher.
 type PublisherService struct {
 	kgatev1.UnimplementedPublisherServer
 	pub Publisher
+
+	shutdown     chan struct{} // closed by Shutdown
+	shutdownOnce sync.Once
+	receivers    sync.WaitGroup // one Recv loop per PublishStream
 }
 
 // NewPublisherService returns the Publisher service backed by pub.
 func NewPublisherService(pub Publisher) *PublisherService {
-	return &PublisherService{pub: pub}
+	return &PublisherService{pub: pub, shutdown: make(chan struct{})}
 }
+
+// Shutdown ends every PublishStream with UNAVAILABLE once the responses
+// for messages already handed to Kafka are sent (the producer's Close
+// bounds that wait). Unary Publish is unaffected. It does not wait.
+func (s *PublisherService) Shutdown() { s.shutdownOnce.Do(func() { close(s.shutdown) }) }
+
+// Wait waits for the streams' receive goroutines, which end when their
+// RPCs end: call it after the gRPC server stopped.
+func (s *PublisherService) Wait() { s.receivers.Wait() }
 
 // Publish implements kgate.v1.Publisher/Publish.
 func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
 	msgs := make([]kafkaio.Message, len(req.GetMessages()))
 	for i, m := range req.GetMessages() {
-		km := &msgs[i]
-		km.Key, km.Value, km.Partition = m.GetKey(), m.GetValue(), kafkaio.PartitionAny
-		if m.Partition != nil {
-			km.Partition = m.GetPartition()
-			if km.Partition < 0 {
-				return nil, invalidf(kafkaio.ReasonUnknownPartition, "messages[%d].partition is %d: partitions are numbered from 0; leave it unset to let the key choose", i, km.Partition)
-			}
-		}
-		if ts := m.GetTimestamp(); ts != nil {
-			if err := ts.CheckValid(); err != nil {
-				return nil, invalidf("INVALID_TIMESTAMP", "messages[%d].timestamp is not a valid time (%v): leave it unset to use the time of the request", i, err)
-			}
-			km.Timestamp = ts.AsTime()
-		}
-		if hs := m.GetHeaders(); len(hs) > 0 {
-			km.Headers = make([]kafkaio.Header, len(hs))
-			for j, h := range hs {
-				km.Headers[j] = kafkaio.Header{Key: h.GetKey(), Value: h.GetValue()}
-			}
+		var err error
+		if msgs[i], err = toKafkaMessage(fmt.Sprintf("messages[%d]", i), m); err != nil {
+			return nil, toStatus(err)
 		}
 	}
 	results, err := s.pub.Publish(ctx, req.GetTopic(), msgs)
@@ -84,11 +88,7 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 			continue
 		}
 		failed++
-		o := &kgatev1.MessageOutcome{Code: int32(codeOf(r.Err)), Message: r.Err.Error()}
-		if ke, ok := r.Err.(*kafkaio.Error); ok {
-			o.Reason = ke.Reason
-		}
-		failure.Outcomes[i] = o
+		failure.Outcomes[i] = outcomeOf(r)
 	}
 	first := results[firstFailed].Err
 	if ke, ok := first.(*kafkaio.Error); ok {
@@ -98,6 +98,51 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 		first = &c
 	}
 	return nil, toStatus(first, failure)
+}
+
+// toKafkaMessage converts and checks what only the API knows of a message
+// (partition sign, timestamp validity); kafkaio checks the rest. name says
+// which message, for error messages.
+func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
+	km := kafkaio.Message{Key: m.GetKey(), Value: m.GetValue(), Partition: kafkaio.PartitionAny}
+	if m.Partition != nil {
+		km.Partition = m.GetPartition()
+		if km.Partition < 0 {
+			return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: kafkaio.ReasonUnknownPartition,
+				Message: fmt.Sprintf("%s.partition is %d: partitions are numbered from 0; leave it unset to let the key choose", name, km.Partition)}
+		}
+	}
+	if ts := m.GetTimestamp(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: "INVALID_TIMESTAMP",
+				Message: fmt.Sprintf("%s.timestamp is not a valid time (%v): leave it unset to use the time of the request", name, err)}
+		}
+		km.Timestamp = ts.AsTime()
+	}
+	if hs := m.GetHeaders(); len(hs) > 0 {
+		km.Headers = make([]kafkaio.Header, len(hs))
+		for j, h := range hs {
+			km.Headers[j] = kafkaio.Header{Key: h.GetKey(), Value: h.GetValue()}
+		}
+	}
+	return km, nil
+}
+
+// outcomeOf is the per-message outcome clients see in PublishFailure and
+// PublishStreamResponse.
+func outcomeOf(r *kafkaio.Result) *kgatev1.MessageOutcome {
+	if r.Err == nil {
+		return &kgatev1.MessageOutcome{Result: publishResult(r)}
+	}
+	o := &kgatev1.MessageOutcome{Code: int32(codeOf(r.Err)), Message: r.Err.Error()}
+	var ke *kafkaio.Error
+	if errors.As(r.Err, &ke) {
+		o.Reason = ke.Reason
+		if ke.Kind == kafkaio.KindExhausted {
+			o.RetryDelay = durationpb.New(retryDelay(ke))
+		}
+	}
+	return o
 }
 
 func publishResult(r *kafkaio.Result) *kgatev1.PublishResult {

@@ -80,11 +80,7 @@ func toStatus(err error, extra ...protoadapt.MessageV1) error {
 		details = append(details, &errdetails.ErrorInfo{Reason: ke.Reason, Domain: errorDomain})
 	}
 	if code == codes.ResourceExhausted {
-		delay := 100 * time.Millisecond
-		if isKE && ke.RetryAfter > 0 {
-			delay = ke.RetryAfter
-		}
-		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryDelay(ke))})
 	}
 	details = append(details, extra...)
 	if len(details) > 0 {
@@ -93,6 +89,15 @@ func toStatus(err error, extra ...protoadapt.MessageV1) error {
 		}
 	}
 	return st.Err()
+}
+
+// retryDelay is the delay a client should wait after e (which may be nil)
+// refused it for capacity: e's RetryAfter, or 100 ms.
+func retryDelay(e *kafkaio.Error) time.Duration {
+	if e != nil && e.RetryAfter > 0 {
+		return e.RetryAfter
+	}
+	return 100 * time.Millisecond
 }
 
 func isKgateError(err error) bool {

@@ -81,7 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
 	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log}, log)
-	gs := server.NewGRPCServer(server.Config{Publisher: prod, Subscriber: subs, Health: hs, Logger: log})
+	pubs := server.NewPublisherService(prod)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
@@ -111,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	hs.Shutdown()
 	stopWatch()
 	subs.Shutdown() // streams commit what is acked, leave their groups, end UNAVAILABLE
+	pubs.Shutdown() // publish streams end UNAVAILABLE once Kafka answered what they sent
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -119,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	gs.GracefulStop()
 	forceStop.Stop()
 	subs.Wait()
+	pubs.Wait()
 	wg.Wait()
 	log.Info("stopped")
 	return err

@@ -9,6 +9,7 @@ package kgatev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -21,6 +22,126 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// PublishStreamRequest is one message on a PublishStream.
+type PublishStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client to match the response to this message; returned
+	// as is. Required. The gateway does not check that ids are unique.
+	CorrelationId string `protobuf:"bytes,1,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
+	// Topic to write to; rules as in PublishRequest.topic.
+	Topic string `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The message.
+	Message       *Message `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_kgate_v1_publisher_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_publisher_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PublishStreamRequest) GetCorrelationId() string {
+	if x != nil {
+		return x.CorrelationId
+	}
+	return ""
+}
+
+func (x *PublishStreamRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PublishStreamRequest) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+// PublishStreamResponse is the outcome of one PublishStream message.
+type PublishStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The correlation_id of the message this answers.
+	CorrelationId string `protobuf:"bytes,1,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
+	// What happened to it: code 0 (OK) with result, or why not.
+	Outcome       *MessageOutcome `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_kgate_v1_publisher_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_publisher_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PublishStreamResponse) GetCorrelationId() string {
+	if x != nil {
+		return x.CorrelationId
+	}
+	return ""
+}
+
+func (x *PublishStreamResponse) GetOutcome() *MessageOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
 
 // PublishRequest carries messages for one topic.
 type PublishRequest struct {
@@ -37,7 +158,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[0]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +170,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[0]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +183,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{0}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PublishRequest) GetTopic() string {
@@ -101,7 +222,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[1]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -113,7 +234,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[1]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -126,7 +247,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{1}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Message) GetKey() []byte {
@@ -177,7 +298,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[2]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +310,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[2]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +323,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{2}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Header) GetKey() string {
@@ -230,7 +351,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[3]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +363,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[3]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +376,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{3}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PublishResponse) GetResults() []*PublishResult {
@@ -283,7 +404,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[4]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +416,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[4]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +429,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{4}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PublishResult) GetPartition() int32 {
@@ -345,7 +466,7 @@ type PublishFailure struct {
 
 func (x *PublishFailure) Reset() {
 	*x = PublishFailure{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[5]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +478,7 @@ func (x *PublishFailure) String() string {
 func (*PublishFailure) ProtoMessage() {}
 
 func (x *PublishFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[5]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +491,7 @@ func (x *PublishFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishFailure.ProtoReflect.Descriptor instead.
 func (*PublishFailure) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{5}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PublishFailure) GetOutcomes() []*MessageOutcome {
@@ -394,14 +515,17 @@ type MessageOutcome struct {
 	// Human-readable explanation. Empty when OK.
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	// Where the message landed; set only when code is 0 (OK).
-	Result        *PublishResult `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	Result *PublishResult `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"`
+	// For RESOURCE_EXHAUSTED: how long to wait before sending the message
+	// again.
+	RetryDelay    *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MessageOutcome) Reset() {
 	*x = MessageOutcome{}
-	mi := &file_kgate_v1_publisher_proto_msgTypes[6]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +537,7 @@ func (x *MessageOutcome) String() string {
 func (*MessageOutcome) ProtoMessage() {}
 
 func (x *MessageOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_publisher_proto_msgTypes[6]
+	mi := &file_kgate_v1_publisher_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +550,7 @@ func (x *MessageOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageOutcome.ProtoReflect.Descriptor instead.
 func (*MessageOutcome) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{6}
+	return file_kgate_v1_publisher_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MessageOutcome) GetCode() int32 {
@@ -457,11 +581,25 @@ func (x *MessageOutcome) GetResult() *PublishResult {
 	return nil
 }
 
+func (x *MessageOutcome) GetRetryDelay() *durationpb.Duration {
+	if x != nil {
+		return x.RetryDelay
+	}
+	return nil
+}
+
 var File_kgate_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_kgate_v1_publisher_proto_rawDesc = "" +
 	"\n" +
-	"\x18kgate/v1/publisher.proto\x12\bkgate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n" +
+	"\x18kgate/v1/publisher.proto\x12\bkgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n" +
+	"\x14PublishStreamRequest\x12%\n" +
+	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x14\n" +
+	"\x05topic\x18\x02 \x01(\tR\x05topic\x12+\n" +
+	"\amessage\x18\x03 \x01(\v2\x11.kgate.v1.MessageR\amessage\"r\n" +
+	"\x15PublishStreamResponse\x12%\n" +
+	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x122\n" +
+	"\aoutcome\x18\x02 \x01(\v2\x18.kgate.v1.MessageOutcomeR\aoutcome\"U\n" +
 	"\x0ePublishRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12-\n" +
 	"\bmessages\x18\x02 \x03(\v2\x11.kgate.v1.MessageR\bmessages\"\xc8\x01\n" +
@@ -483,14 +621,17 @@ const file_kgate_v1_publisher_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
 	"\ttimestamp\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"F\n" +
 	"\x0ePublishFailure\x124\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x18.kgate.v1.MessageOutcomeR\boutcomes\"\x87\x01\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x18.kgate.v1.MessageOutcomeR\boutcomes\"\xc3\x01\n" +
 	"\x0eMessageOutcome\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12/\n" +
-	"\x06result\x18\x04 \x01(\v2\x17.kgate.v1.PublishResultR\x06result2K\n" +
+	"\x06result\x18\x04 \x01(\v2\x17.kgate.v1.PublishResultR\x06result\x12:\n" +
+	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryDelay2\xa1\x01\n" +
 	"\tPublisher\x12>\n" +
-	"\aPublish\x12\x18.kgate.v1.PublishRequest\x1a\x19.kgate.v1.PublishResponseB\x8c\x01\n" +
+	"\aPublish\x12\x18.kgate.v1.PublishRequest\x1a\x19.kgate.v1.PublishResponse\x12T\n" +
+	"\rPublishStream\x12\x1e.kgate.v1.PublishStreamRequest\x1a\x1f.kgate.v1.PublishStreamResponse(\x010\x01B\x8c\x01\n" +
 	"\fcom.kgate.v1B\x0ePublisherProtoP\x01Z+github.com/kgate/kgate/gen/kgate/v1;kgatev1\xa2\x02\x03KXX\xaa\x02\bKgate.V1\xca\x02\bKgate\\V1\xe2\x02\x14Kgate\\V1\\GPBMetadata\xea\x02\tKgate::V1b\x06proto3"
 
 var (
@@ -505,32 +646,40 @@ func file_kgate_v1_publisher_proto_rawDescGZIP() []byte {
 	return file_kgate_v1_publisher_proto_rawDescData
 }
 
-var file_kgate_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_kgate_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_kgate_v1_publisher_proto_goTypes = []any{
-	(*PublishRequest)(nil),        // 0: kgate.v1.PublishRequest
-	(*Message)(nil),               // 1: kgate.v1.Message
-	(*Header)(nil),                // 2: kgate.v1.Header
-	(*PublishResponse)(nil),       // 3: kgate.v1.PublishResponse
-	(*PublishResult)(nil),         // 4: kgate.v1.PublishResult
-	(*PublishFailure)(nil),        // 5: kgate.v1.PublishFailure
-	(*MessageOutcome)(nil),        // 6: kgate.v1.MessageOutcome
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*PublishStreamRequest)(nil),  // 0: kgate.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 1: kgate.v1.PublishStreamResponse
+	(*PublishRequest)(nil),        // 2: kgate.v1.PublishRequest
+	(*Message)(nil),               // 3: kgate.v1.Message
+	(*Header)(nil),                // 4: kgate.v1.Header
+	(*PublishResponse)(nil),       // 5: kgate.v1.PublishResponse
+	(*PublishResult)(nil),         // 6: kgate.v1.PublishResult
+	(*PublishFailure)(nil),        // 7: kgate.v1.PublishFailure
+	(*MessageOutcome)(nil),        // 8: kgate.v1.MessageOutcome
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
 }
 var file_kgate_v1_publisher_proto_depIdxs = []int32{
-	1, // 0: kgate.v1.PublishRequest.messages:type_name -> kgate.v1.Message
-	2, // 1: kgate.v1.Message.headers:type_name -> kgate.v1.Header
-	7, // 2: kgate.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
-	4, // 3: kgate.v1.PublishResponse.results:type_name -> kgate.v1.PublishResult
-	7, // 4: kgate.v1.PublishResult.timestamp:type_name -> google.protobuf.Timestamp
-	6, // 5: kgate.v1.PublishFailure.outcomes:type_name -> kgate.v1.MessageOutcome
-	4, // 6: kgate.v1.MessageOutcome.result:type_name -> kgate.v1.PublishResult
-	0, // 7: kgate.v1.Publisher.Publish:input_type -> kgate.v1.PublishRequest
-	3, // 8: kgate.v1.Publisher.Publish:output_type -> kgate.v1.PublishResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3,  // 0: kgate.v1.PublishStreamRequest.message:type_name -> kgate.v1.Message
+	8,  // 1: kgate.v1.PublishStreamResponse.outcome:type_name -> kgate.v1.MessageOutcome
+	3,  // 2: kgate.v1.PublishRequest.messages:type_name -> kgate.v1.Message
+	4,  // 3: kgate.v1.Message.headers:type_name -> kgate.v1.Header
+	9,  // 4: kgate.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	6,  // 5: kgate.v1.PublishResponse.results:type_name -> kgate.v1.PublishResult
+	9,  // 6: kgate.v1.PublishResult.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 7: kgate.v1.PublishFailure.outcomes:type_name -> kgate.v1.MessageOutcome
+	6,  // 8: kgate.v1.MessageOutcome.result:type_name -> kgate.v1.PublishResult
+	10, // 9: kgate.v1.MessageOutcome.retry_delay:type_name -> google.protobuf.Duration
+	2,  // 10: kgate.v1.Publisher.Publish:input_type -> kgate.v1.PublishRequest
+	0,  // 11: kgate.v1.Publisher.PublishStream:input_type -> kgate.v1.PublishStreamRequest
+	5,  // 12: kgate.v1.Publisher.Publish:output_type -> kgate.v1.PublishResponse
+	1,  // 13: kgate.v1.Publisher.PublishStream:output_type -> kgate.v1.PublishStreamResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_kgate_v1_publisher_proto_init() }
@@ -538,14 +687,14 @@ func file_kgate_v1_publisher_proto_init() {
 	if File_kgate_v1_publisher_proto != nil {
 		return
 	}
-	file_kgate_v1_publisher_proto_msgTypes[1].OneofWrappers = []any{}
+	file_kgate_v1_publisher_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgate_v1_publisher_proto_rawDesc), len(file_kgate_v1_publisher_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

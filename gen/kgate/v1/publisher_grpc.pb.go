@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Publisher_Publish_FullMethodName = "/kgate.v1.Publisher/Publish"
+	Publisher_Publish_FullMethodName       = "/kgate.v1.Publisher/Publish"
+	Publisher_PublishStream_FullMethodName = "/kgate.v1.Publisher/PublishStream"
 )
 
 // PublisherClient is the client API for Publisher service.
@@ -86,6 +87,31 @@ type PublisherClient interface {
 	// means no message of the request was written, except for
 	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
+	// PublishStream is Publish for high-throughput producers: the client
+	// streams messages, each with its own correlation id, and the gateway
+	// streams back one response per message as soon as the broker
+	// acknowledged or rejected it. Responses may come in a different order
+	// than the messages (messages to different partitions complete
+	// independently); messages to the same partition are written in the order
+	// sent. The guarantees are Publish's: an outcome with code OK means
+	// written.
+	//
+	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
+	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
+	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
+	// (outcome unknown). A message refused at once (invalid, or no capacity)
+	// gets its response at once; the stream goes on.
+	//
+	// The stream ends:
+	//
+	//   - OK, after the client half-closed and every response was sent.
+	//   - UNAVAILABLE, when the gateway shuts down: responses for messages
+	//     already handed to Kafka are sent first where the broker answers in
+	//     time; for messages without a response the outcome is unknown.
+	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
+	//     outcome of messages without a response is unknown.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 }
 
 type publisherClient struct {
@@ -105,6 +131,19 @@ func (c *publisherClient) Publish(ctx context.Context, in *PublishRequest, opts 
 	}
 	return out, nil
 }
+
+func (c *publisherClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Publisher_ServiceDesc.Streams[0], Publisher_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Publisher_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
 
 // PublisherServer is the server API for Publisher service.
 // All implementations must embed UnimplementedPublisherServer
@@ -170,6 +209,31 @@ type PublisherServer interface {
 	// means no message of the request was written, except for
 	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
+	// PublishStream is Publish for high-throughput producers: the client
+	// streams messages, each with its own correlation id, and the gateway
+	// streams back one response per message as soon as the broker
+	// acknowledged or rejected it. Responses may come in a different order
+	// than the messages (messages to different partitions complete
+	// independently); messages to the same partition are written in the order
+	// sent. The guarantees are Publish's: an outcome with code OK means
+	// written.
+	//
+	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
+	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
+	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
+	// (outcome unknown). A message refused at once (invalid, or no capacity)
+	// gets its response at once; the stream goes on.
+	//
+	// The stream ends:
+	//
+	//   - OK, after the client half-closed and every response was sent.
+	//   - UNAVAILABLE, when the gateway shuts down: responses for messages
+	//     already handed to Kafka are sent first where the broker answers in
+	//     time; for messages without a response the outcome is unknown.
+	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
+	//     outcome of messages without a response is unknown.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	mustEmbedUnimplementedPublisherServer()
 }
 
@@ -182,6 +246,9 @@ type UnimplementedPublisherServer struct{}
 
 func (UnimplementedPublisherServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedPublisherServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedPublisherServer) mustEmbedUnimplementedPublisherServer() {}
 func (UnimplementedPublisherServer) testEmbeddedByValue()                   {}
@@ -222,6 +289,13 @@ func _Publisher_Publish_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Publisher_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PublisherServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Publisher_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
 // Publisher_ServiceDesc is the grpc.ServiceDesc for Publisher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -234,6 +308,13 @@ var Publisher_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Publisher_Publish_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _Publisher_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "kgate/v1/publisher.proto",
 }

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/kafkaio"
+)
+
+// outbox hands responses from any goroutine to the one goroutine that sends
+// them, without blocking the producer of a response.
+type outbox[T any] struct {
+	mu  sync.Mutex
+	buf []T
+	sig chan struct{} // cap 1: buf is not empty
+}
+
+func newOutbox[T any]() *outbox[T] { return &outbox[T]{sig: make(chan struct{}, 1)} }
+
+func (o *outbox[T]) push(v T) {
+	o.mu.Lock()
+	o.buf = append(o.buf, v)
+	o.mu.Unlock()
+	select {
+	case o.sig <- struct{}{}:
+	default:
+	}
+}
+
+// take returns everything pushed so far, reusing spare for the next batch.
+func (o *outbox[T]) take(spare []T) []T {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := o.buf
+	o.buf = spare[:0]
+	return out
+}
+
+// PublishStream implements kgate.v1.Publisher/PublishStream. A receive
+// goroutine reads messages and hands each to Kafka at once; delivery
+// reports push responses into an outbox; this handler is the only sender.
+// Memory is bounded by the producer's in-flight budget: a message that does
+// not fit is answered RESOURCE_EXHAUSTED at once.
+func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamServer) error {
+	ctx := stream.Context()
+	out := newOutbox[*kgatev1.PublishStreamResponse]()
+	var pending atomic.Int64 // handed to Kafka, response not yet pushed
+	recvDone := make(chan error, 1)
+	s.receivers.Add(1)
+	go func() {
+		defer s.receivers.Done()
+		recvDone <- s.receivePublishes(ctx, stream, out, &pending)
+	}()
+
+	var batch []*kgatev1.PublishStreamResponse
+	send := func() error {
+		batch = out.take(batch)
+		for i, r := range batch {
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+			batch[i] = nil
+		}
+		return nil
+	}
+	var recvErr error
+	recvEnded := false
+	for {
+		select {
+		case <-out.sig:
+		case recvErr = <-recvDone:
+			recvEnded = true
+		case <-s.shutdown:
+			// Answer what Kafka still answers in time (the producer's
+			// Close bounds this), then end the stream.
+			for pending.Load() > 0 && ctx.Err() == nil {
+				if err := send(); err != nil {
+					return err
+				}
+				select {
+				case <-out.sig:
+				case <-ctx.Done():
+				}
+			}
+			if err := send(); err != nil {
+				return err
+			}
+			return errShuttingDown
+		}
+		if err := send(); err != nil {
+			return err
+		}
+		if recvEnded {
+			if !errors.Is(recvErr, io.EOF) {
+				return recvErr
+			}
+			if pending.Load() == 0 {
+				return send() // everything answered: done
+			}
+		}
+	}
+}
+
+// receivePublishes reads the client's messages until the stream ends and
+// returns why: io.EOF after a half-close, or a status error.
+func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.Publisher_PublishStreamServer,
+	out *outbox[*kgatev1.PublishStreamResponse], pending *atomic.Int64) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		id := req.GetCorrelationId()
+		if id == "" || req.GetMessage() == nil {
+			return invalidf("INVALID_STREAM_MESSAGE", "every PublishStream message needs a correlation_id and a message")
+		}
+		fail := func(err error) {
+			r := kafkaio.Result{Err: err}
+			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: outcomeOf(&r)})
+		}
+		m, err := toKafkaMessage("message", req.GetMessage())
+		if err != nil {
+			fail(err)
+			continue
+		}
+		select {
+		case <-s.shutdown:
+			fail(&kafkaio.Error{Kind: kafkaio.KindUnavailable, Reason: kafkaio.ReasonClosed, Message: "the gateway is shutting down: send it to another instance"})
+			continue
+		default:
+		}
+		pending.Add(1)
+		err = s.pub.PublishAsync(ctx, req.GetTopic(), m, func(r kafkaio.Result) {
+			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: outcomeOf(&r)})
+			pending.Add(-1)
+			// Wake the sender again: it may be waiting for pending to reach 0.
+			select {
+			case out.sig <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			pending.Add(-1)
+			fail(err)
+		}
+	}
+}
