@@ -471,8 +471,16 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return nil
 }
 
-// InflightBytes reports the bytes handed to Kafka and not yet acknowledged.
+// InflightBytes reports the bytes handed to Kafka and not yet acknowledged
+// (with the per-message overhead): the in-flight budget in use.
 func (p *Producer) InflightBytes() int64 { return p.budget.Used() }
+
+// InflightLimit reports the in-flight budget, MaxInflightBytes.
+func (p *Producer) InflightLimit() int64 { return p.budget.Limit() }
+
+// QueueMessages reports the messages in librdkafka's queue, in flight to
+// the brokers, or with undelivered reports.
+func (p *Producer) QueueMessages() int { return p.kp.Len() }
 
 // Close refuses new publishes, waits until ctx is done for the delivery
 // reports of messages already handed to Kafka, fails what is still pending

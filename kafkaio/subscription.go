@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -72,6 +71,8 @@ type SubscriptionConfig struct {
 	CommitInterval time.Duration
 	// Logger for the subscription. Default slog.Default().
 	Logger *slog.Logger
+	// Observer receives counts and gauges for metrics. Default NopObserver.
+	Observer Observer
 }
 
 func (c *SubscriptionConfig) setDefaults() {
@@ -99,6 +100,9 @@ func (c *SubscriptionConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
 	}
 }
 
@@ -178,17 +182,16 @@ type Subscription struct {
 	outSig chan struct{} // cap 1: there are events in out
 	err    error         // set before done is closed, when the subscription failed
 
-	// Counters, readable from any goroutine.
-	IgnoredAcks    atomic.Int64
-	CommitFailures atomic.Int64
-	Redeliveries   atomic.Int64
-	DeadLetters    atomic.Int64
+	obs Observer
 
 	// Owned by the owner goroutine.
 	tr         *flowcontrol.Tracker
 	paused     map[TopicPartition]bool
 	retrySeeks map[TopicPartition]int64 // failed seeks, retried every loop
 	dlqCtx     context.Context
+	stored     map[TopicPartition]int64 // last offset stored per partition, for lag
+	held       int                      // records held, as last reported to obs
+	lastLag    time.Time
 }
 
 type cmdKind int
@@ -261,6 +264,8 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		tr:         flowcontrol.NewTracker(cfg.Window),
 		paused:     make(map[TopicPartition]bool),
 		retrySeeks: make(map[TopicPartition]int64),
+		stored:     make(map[TopicPartition]int64),
+		obs:        cfg.Observer,
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); forwardLogs(c.Logs(), s.log) }()
@@ -369,7 +374,7 @@ func (s *Subscription) parse(ids []string) []flowcontrol.AckID {
 	for _, raw := range ids {
 		id, err := flowcontrol.ParseAckID(raw)
 		if err != nil {
-			s.IgnoredAcks.Add(1)
+			s.obs.IgnoredAck(s.cfg.Group)
 			s.log.Debug("ignoring malformed ack id", "ack_id", raw, "err", err)
 			continue
 		}
@@ -472,6 +477,7 @@ func (s *Subscription) chores(now time.Time) time.Duration {
 		s.resume(tps)
 	}
 	s.storeCommits()
+	s.report(now)
 	timeout := 20 * time.Millisecond // the latency of acks while idle
 	if w := s.tr.NextWake(); !w.IsZero() {
 		timeout = min(timeout, max(time.Until(w), 0))
@@ -497,13 +503,14 @@ func (s *Subscription) drainCommands() (applied bool) {
 				case cmdExtend:
 					ok = s.tr.Extend(id, cmd.d, now)
 				case cmdDeadLettered:
-					ok = s.tr.DeadLettered(id)
-					s.DeadLetters.Add(1)
+					if ok = s.tr.DeadLettered(id); ok {
+						s.obs.DeadLettered(s.cfg.Group)
+					}
 				case cmdDeadLetterFailed:
 					ok = s.tr.DeadLetterFailed(id, now)
 				}
 				if !ok && cmd.kind <= cmdExtend {
-					s.IgnoredAcks.Add(1)
+					s.obs.IgnoredAck(s.cfg.Group)
 					s.log.Debug("ignoring ack id: unknown, stale, or of a revoked partition", "ack_id", id.String())
 				}
 			}
@@ -530,7 +537,7 @@ func (s *Subscription) handle(ev kafka.Event) error {
 		switch d {
 		case flowcontrol.Deliver:
 			if id.Attempt > 1 {
-				s.Redeliveries.Add(1)
+				s.obs.Redelivered(s.cfg.Group)
 			}
 			s.emit(Event{Record: recordOf(e, id)})
 		case flowcontrol.Refuse:
@@ -541,16 +548,18 @@ func (s *Subscription) handle(ev kafka.Event) error {
 		}
 	case kafka.OffsetsCommitted:
 		if e.Error != nil {
-			s.CommitFailures.Add(1)
+			s.obs.Committed(s.cfg.Group, false)
 			s.log.Warn("offset commit failed; it is retried at the next commit interval", "err", e.Error, "offsets", e.Offsets)
 			return nil
 		}
+		failed := false
 		for _, tp := range e.Offsets {
 			if tp.Error != nil {
-				s.CommitFailures.Add(1)
+				failed = true
 				s.log.Warn("offset commit failed for a partition; retried at the next commit interval", "partition", tp)
 			}
 		}
+		s.obs.Committed(s.cfg.Group, !failed)
 	case kafka.Error:
 		switch {
 		case e.IsFatal():
@@ -619,6 +628,8 @@ func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 			commit, ok := s.tr.Revoke(tp)
 			delete(s.paused, tp)
 			delete(s.retrySeeks, tp)
+			delete(s.stored, tp)
+			s.obs.Lag(s.cfg.Group, tp, -1)
 			if ok && !lost {
 				store = append(store, kafkaTP(tp, commit))
 			}
@@ -664,9 +675,32 @@ func (s *Subscription) storeCommits() {
 	store := make([]kafka.TopicPartition, len(cs))
 	for i, c := range cs {
 		store[i] = kafkaTP(c.TopicPartition, c.Offset)
+		s.stored[c.TopicPartition] = c.Offset
 	}
 	s.storeOffsets(store)
 }
+
+// report updates the held-records gauge, and the lag of each partition
+// every lagEvery.
+func (s *Subscription) report(now time.Time) {
+	if held, _ := s.tr.Held(); held != s.held {
+		s.obs.Outstanding(held - s.held)
+		s.held = held
+	}
+	if now.Sub(s.lastLag) < lagEvery {
+		return
+	}
+	s.lastLag = now
+	for tp, off := range s.stored {
+		// Watermarks cached from fetch responses: no broker round trip.
+		if _, high, err := s.c.GetWatermarkOffsets(tp.Topic, tp.Partition); err == nil && high >= off {
+			s.obs.Lag(s.cfg.Group, tp, high-off)
+		}
+	}
+}
+
+// lagEvery is how often consumer lag is reported.
+const lagEvery = 2 * time.Second
 
 // storeOffsets stores offsets for the next commit. librdkafka refuses
 // partitions that are no longer assigned; that is harmless.
@@ -776,23 +810,29 @@ func (s *Subscription) shutdown() {
 	if err := s.c.Close(); err != nil {
 		s.log.Warn("closing the consumer", "err", err)
 	}
+	s.obs.Outstanding(-s.held)
+	s.held = 0
+	for tp := range s.stored {
+		s.obs.Lag(s.cfg.Group, tp, -1)
+	}
 }
 
 // Subscriber opens Subscriptions against one cluster with shared settings.
 type Subscriber struct {
-	// Brokers, Kafka, DeadLetter and Logger are copied into every
-	// SubscriptionConfig.
+	// Brokers, Kafka, DeadLetter, Logger and Observer are copied into
+	// every SubscriptionConfig.
 	Brokers    string
 	Kafka      map[string]string
 	DeadLetter DeadLetterPublisher
 	Logger     *slog.Logger
+	Observer   Observer
 	// CommitInterval overrides the default commit interval (1 s).
 	CommitInterval time.Duration
 }
 
 // Subscribe opens a subscription with cfg completed by s's settings.
 func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, error) {
-	cfg.Brokers, cfg.Kafka, cfg.DeadLetter, cfg.Logger = s.Brokers, s.Kafka, s.DeadLetter, s.Logger
+	cfg.Brokers, cfg.Kafka, cfg.DeadLetter, cfg.Logger, cfg.Observer = s.Brokers, s.Kafka, s.DeadLetter, s.Logger, s.Observer
 	if cfg.CommitInterval == 0 {
 		cfg.CommitInterval = s.CommitInterval
 	}

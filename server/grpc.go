@@ -36,6 +36,8 @@ type Config struct {
 	Health *health.Server
 	// Logger receives one line per finished call. Default slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, gets the standard gRPC server metrics.
+	Metrics *Metrics
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
@@ -56,18 +58,20 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; see the gateway's log")
 	})}
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	if cfg.Metrics != nil {
+		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
+		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpts...))
+	stream = append(stream, recovery.StreamServerInterceptor(recoverOpts...))
 	opts = append([]grpc.ServerOption{
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			recovery.UnaryServerInterceptor(recoverOpts...),
-		),
-		grpc.ChainStreamInterceptor(
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(recoverOpts...),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}, opts...)
 	s := grpc.NewServer(opts...)
 	kgatev1.RegisterPublisherServer(s, cfg.Publisher)
@@ -76,5 +80,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	}
 	healthpb.RegisterHealthServer(s, cfg.Health)
 	reflection.Register(s)
+	if cfg.Metrics != nil {
+		cfg.Metrics.grpc.InitializeMetrics(s)
+	}
 	return s
 }

@@ -32,6 +32,7 @@ type gateway struct {
 	brokers string
 	// pubsShutdown shuts the Publisher service down (PublishStream ends).
 	pubsShutdown func()
+	metrics      *server.Metrics
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -53,14 +54,15 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
-	subscriber := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond}
+	metrics := server.NewMetrics(prod)
+	subscriber := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond, Observer: metrics}
 	for _, o := range subOpts {
 		o(subscriber)
 	}
-	subs := server.NewSubscriberService(subscriber, cfg.Logger)
+	subs := server.NewSubscriberService(subscriber, cfg.Logger, metrics)
 	hs := health.NewServer()
-	pubs := server.NewPublisherService(prod)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger})
+	pubs := server.NewPublisherService(prod, metrics)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger, Metrics: metrics})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +89,7 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 		pubs.Wait()
 	})
 	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
-		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers, pubsShutdown: pubs.Shutdown}
+		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers, pubsShutdown: pubs.Shutdown, metrics: metrics}
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

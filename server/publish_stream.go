@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/grpc/codes"
+
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
 )
@@ -47,6 +49,8 @@ func (o *outbox[T]) take(spare []T) []T {
 // not fit is answered RESOURCE_EXHAUSTED at once.
 func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamServer) error {
 	ctx := stream.Context()
+	s.metrics.stream("PublishStream", 1)
+	defer s.metrics.stream("PublishStream", -1)
 	out := newOutbox[*kgatev1.PublishStreamResponse]()
 	var pending atomic.Int64 // handed to Kafka, response not yet pushed
 	recvDone := make(chan error, 1)
@@ -118,10 +122,12 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 		if id == "" || req.GetMessage() == nil {
 			return invalidf("INVALID_STREAM_MESSAGE", "every PublishStream message needs a correlation_id and a message")
 		}
-		fail := func(err error) {
-			r := kafkaio.Result{Err: err}
-			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: outcomeOf(&r)})
+		respond := func(r *kafkaio.Result) {
+			o := outcomeOf(r)
+			s.metrics.messages(codes.Code(o.Code), o.Reason, 1)
+			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: o})
 		}
+		fail := func(err error) { respond(&kafkaio.Result{Err: err}) }
 		m, err := toKafkaMessage("message", req.GetMessage())
 		if err != nil {
 			fail(err)
@@ -135,7 +141,7 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 		}
 		pending.Add(1)
 		err = s.pub.PublishAsync(ctx, req.GetTopic(), m, func(r kafkaio.Result) {
-			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: outcomeOf(&r)})
+			respond(&r)
 			pending.Add(-1)
 			// Wake the sender again: it may be waiting for pending to reach 0.
 			select {

@@ -5,6 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,16 +35,18 @@ type Publisher interface {
 // PublisherService implements kgate.v1.Publisher.
 type PublisherService struct {
 	kgatev1.UnimplementedPublisherServer
-	pub Publisher
+	pub     Publisher
+	metrics *Metrics
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
 	receivers    sync.WaitGroup // one Recv loop per PublishStream
 }
 
-// NewPublisherService returns the Publisher service backed by pub.
-func NewPublisherService(pub Publisher) *PublisherService {
-	return &PublisherService{pub: pub, shutdown: make(chan struct{})}
+// NewPublisherService returns the Publisher service backed by pub,
+// recording metrics in m (which may be nil).
+func NewPublisherService(pub Publisher, m *Metrics) *PublisherService {
+	return &PublisherService{pub: pub, metrics: m, shutdown: make(chan struct{})}
 }
 
 // Shutdown ends every PublishStream with UNAVAILABLE once the responses
@@ -52,7 +59,35 @@ func (s *PublisherService) Shutdown() { s.shutdownOnce.Do(func() { close(s.shutd
 func (s *PublisherService) Wait() { s.receivers.Wait() }
 
 // Publish implements kgate.v1.Publisher/Publish.
-func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
+func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequest) (resp *kgatev1.PublishResponse, err error) {
+	start := time.Now()
+	defer func() { s.metrics.published(start, codeOf(err)) }()
+	resp, err = s.publish(ctx, req)
+	if err != nil {
+		st := status.Convert(err)
+		var failure *kgatev1.PublishFailure
+		var reason string
+		for _, d := range st.Details() {
+			switch d := d.(type) {
+			case *kgatev1.PublishFailure:
+				failure = d
+			case *errdetails.ErrorInfo:
+				reason = d.Reason
+			}
+		}
+		if failure == nil {
+			s.metrics.messages(st.Code(), reason, len(req.GetMessages()))
+		}
+		for _, o := range failure.GetOutcomes() {
+			s.metrics.messages(codes.Code(o.GetCode()), o.GetReason(), 1)
+		}
+		return nil, err
+	}
+	s.metrics.messages(codes.OK, "", len(resp.GetResults()))
+	return resp, nil
+}
+
+func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
 	msgs := make([]kafkaio.Message, len(req.GetMessages()))
 	for i, m := range req.GetMessages() {
 		var err error

@@ -32,20 +32,22 @@ const maxDeadline = 10 * time.Minute
 // SubscriberService implements kgate.v1.Subscriber.
 type SubscriberService struct {
 	kgatev1.UnimplementedSubscriberServer
-	sub Subscriber
-	log *slog.Logger
+	sub     Subscriber
+	log     *slog.Logger
+	metrics *Metrics
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
 	receivers    sync.WaitGroup // one Recv loop per stream
 }
 
-// NewSubscriberService returns the Subscriber service backed by sub.
-func NewSubscriberService(sub Subscriber, log *slog.Logger) *SubscriberService {
+// NewSubscriberService returns the Subscriber service backed by sub,
+// recording metrics in m (which may be nil).
+func NewSubscriberService(sub Subscriber, log *slog.Logger, m *Metrics) *SubscriberService {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), shutdown: make(chan struct{})}
+	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, shutdown: make(chan struct{})}
 }
 
 // Shutdown ends every stream, present and future, with UNAVAILABLE after
@@ -88,6 +90,8 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		return toStatus(err)
 	}
 	defer sub.Close()
+	s.metrics.stream("Subscribe", 1)
+	defer s.metrics.stream("Subscribe", -1)
 
 	loopCtx, cancelLoop := context.WithCancelCause(ctx)
 	defer cancelLoop(nil)

@@ -38,6 +38,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HealthInterval is how often Kafka reachability is checked.
 	HealthInterval time.Duration
+	// MetricsListen is the address of the Prometheus /metrics endpoint;
+	// empty serves no metrics.
+	MetricsListen string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is text or json.
@@ -85,6 +88,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.Usage = func() {

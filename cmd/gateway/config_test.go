@@ -23,6 +23,7 @@ func defaultConfig() *Config {
 		MaxMessageBytes:    1_000_000,
 		ShutdownTimeout:    15 * time.Second,
 		HealthInterval:     2 * time.Second,
+		MetricsListen:      ":9090",
 		LogLevel:           "info",
 		LogFormat:          "text",
 	}
@@ -46,9 +47,10 @@ func TestParseConfig(t *testing.T) {
 				"--listen", "127.0.0.1:7000", "--brokers", "k1:9092,k2:9092", "--embedded-kafka", "127.0.0.1:19092",
 				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--max-inflight-bytes", "1024",
 				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms",
-				"--log-level", "debug", "--log-format", "json",
+				"--log-level", "debug", "--log-format", "json", "--metrics-listen", "127.0.0.1:9999",
 			},
 			want: func(c *Config) {
+				c.MetricsListen = "127.0.0.1:9999"
 				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
 				c.Kafka = map[string]string{"linger.ms": "5"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
@@ -67,14 +69,14 @@ func TestParseConfig(t *testing.T) {
 				"KGATE_LISTEN": "127.0.0.1:7000", "KGATE_BROKERS": "k1:9092,k2:9092", "KGATE_EMBEDDED_KAFKA": "127.0.0.1:19092",
 				"KGATE_EMBEDDED_PARTITIONS": "6", "KGATE_KAFKA": "linger.ms=5", "KGATE_MAX_INFLIGHT_BYTES": "1024",
 				"KGATE_MAX_MESSAGE_BYTES": "512", "KGATE_SHUTDOWN_TIMEOUT": "3s", "KGATE_HEALTH_INTERVAL": "250ms",
-				"KGATE_LOG_LEVEL": "debug", "KGATE_LOG_FORMAT": "json",
+				"KGATE_LOG_LEVEL": "debug", "KGATE_LOG_FORMAT": "json", "KGATE_METRICS_LISTEN": "127.0.0.1:9999",
 			},
 			want: func(c *Config) {
 				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
 				c.Kafka = map[string]string{"linger.ms": "5"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
 				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
-				c.LogLevel, c.LogFormat = "debug", "json"
+				c.LogLevel, c.LogFormat, c.MetricsListen = "debug", "json", "127.0.0.1:9999"
 			},
 		},
 		4: {

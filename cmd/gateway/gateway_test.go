@@ -393,7 +393,8 @@ func childEnv(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, extra...)
+	// Gateways of parallel tests must not share the default metrics port.
+	return append(append(env, "KGATE_METRICS_LISTEN=127.0.0.1:0"), extra...)
 }
 
 // syncBuffer collects a child's output while the test reads it.

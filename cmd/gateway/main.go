@@ -11,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -76,19 +78,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	metrics := server.NewMetrics(prod)
 	hs := health.NewServer()
 	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
 	}
-	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log}, log)
-	pubs := server.NewPublisherService(prod)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log})
+	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
+	pubs := server.NewPublisherService(prod, metrics)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics})
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
 		return fmt.Errorf("listening for gRPC on %s: %w (is another gateway running? choose another --listen)", cfg.Listen, err)
 	}
-	log.Info("kgate listening", "grpc", lis.Addr().String(), "brokers", brokers)
+	var mlis net.Listener
+	if cfg.MetricsListen != "" {
+		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			lis.Close()
+			prod.Close(context.Background())
+			return fmt.Errorf("listening for metrics on %s: %w (choose another --metrics-listen, or set it empty to serve no metrics)", cfg.MetricsListen, err)
+		}
+	}
+	metricsAddr := ""
+	if mlis != nil {
+		metricsAddr = mlis.Addr().String()
+	}
+	log.Info("kgate listening", "grpc", lis.Addr().String(), "brokers", brokers, "metrics", metricsAddr)
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -102,6 +117,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer wg.Done()
 		serveErr <- gs.Serve(lis)
 	}()
+	hsrv := &http.Server{Handler: metricsHandler(metrics), ReadHeaderTimeout: 10 * time.Second}
+	if mlis != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hsrv.Serve(mlis); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server failed", "err", err)
+			}
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -120,11 +145,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	forceStop := time.AfterFunc(time.Until(deadline), gs.Stop)
 	gs.GracefulStop()
 	forceStop.Stop()
+	_ = hsrv.Close()
 	subs.Wait()
 	pubs.Wait()
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// metricsHandler serves /metrics in the Prometheus text format.
+func metricsHandler(m *server.Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 func newLogger(cfg *Config, w io.Writer) (*slog.Logger, error) {
