@@ -17,6 +17,20 @@ import (
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 )
 
+// codeToLevel is the log level of a finished call by its status code.
+func codeToLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.OK, codes.Canceled:
+		return logging.LevelDebug
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied,
+		codes.FailedPrecondition, codes.OutOfRange, codes.ResourceExhausted, codes.DeadlineExceeded:
+		return logging.LevelInfo
+	case codes.Unavailable, codes.Aborted:
+		return logging.LevelWarn
+	}
+	return logging.LevelError
+}
+
 // Service names as registered, for health checks.
 const (
 	PublisherServiceName  = "kgate.v1.Publisher"
@@ -53,7 +67,10 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	// One line per finished call: successful calls at debug level (at info
+	// they cost a quarter of the gateway's CPU under load), client errors at
+	// info, server-side failures at warn/error. Payloads are never logged.
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeToLevel)}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; see the gateway's log")
