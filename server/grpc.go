@@ -52,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, gets the standard gRPC server metrics.
 	Metrics *Metrics
+	// Auth authenticates and authorizes calls; nil lets everyone do
+	// everything.
+	Auth *Auth
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
@@ -81,8 +84,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpts...))
-	stream = append(stream, recovery.StreamServerInterceptor(recoverOpts...))
+	unary = append(unary, cfg.Auth.UnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpts...))
+	stream = append(stream, cfg.Auth.StreamInterceptor(), recovery.StreamServerInterceptor(recoverOpts...))
 	opts = append([]grpc.ServerOption{
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
@@ -91,8 +94,10 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainStreamInterceptor(stream...),
 	}, opts...)
 	s := grpc.NewServer(opts...)
+	cfg.Publisher.auth = cfg.Auth
 	kgatev1.RegisterPublisherServer(s, cfg.Publisher)
 	if cfg.Subscriber != nil {
+		cfg.Subscriber.auth = cfg.Auth
 		kgatev1.RegisterSubscriberServer(s, cfg.Subscriber)
 	}
 	healthpb.RegisterHealthServer(s, cfg.Health)

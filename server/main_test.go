@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 // gateway is a kgate gRPC server over TCP on 127.0.0.1 in front of brokers,
 // with a client connection to it.
 type gateway struct {
+	addr    string
 	conn    *grpc.ClientConn
 	prod    *kafkaio.Producer
 	health  *health.Server
@@ -49,6 +50,20 @@ func testLogger(t testing.TB) *slog.Logger {
 // accepts).
 func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
+	return startGatewayWith(t, cfg, security{}, subOpts...)
+}
+
+// security is what a test gateway authenticates with: Auth, server options
+// (TLS credentials, limits) and the client's dial options (defaults to
+// plaintext).
+type security struct {
+	auth       *server.Auth
+	serverOpts []grpc.ServerOption
+	dialOpts   []grpc.DialOption
+}
+
+func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {
+	t.Helper()
 	cfg.Logger = testLogger(t)
 	prod, err := kafkaio.NewProducer(cfg)
 	if err != nil {
@@ -62,7 +77,7 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 	subs := server.NewSubscriberService(subscriber, cfg.Logger, metrics)
 	hs := health.NewServer()
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger, Metrics: metrics})
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger, Metrics: metrics, Auth: sec.auth}, sec.serverOpts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +87,11 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 		defer close(served)
 		_ = gs.Serve(lis)
 	}()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := sec.dialOpts
+	if dial == nil {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +107,7 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 		subs.Wait()
 		pubs.Wait()
 	})
-	return &gateway{conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
+	return &gateway{addr: lis.Addr().String(), conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
 		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers, pubsShutdown: pubs.Shutdown, metrics: metrics}
 }
 

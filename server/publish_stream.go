@@ -133,6 +133,10 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 			fail(err)
 			continue
 		}
+		if err := s.auth.authorize(ctx, ActionPublish, req.GetTopic(), ""); err != nil {
+			fail(err)
+			continue
+		}
 		select {
 		case <-s.shutdown:
 			fail(&kafkaio.Error{Kind: kafkaio.KindUnavailable, Reason: kafkaio.ReasonClosed, Message: "the gateway is shutting down: send it to another instance"})

@@ -37,6 +37,7 @@ type PublisherService struct {
 	kgatev1.UnimplementedPublisherServer
 	pub     Publisher
 	metrics *Metrics
+	auth    *Auth // set by NewGRPCServer
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
@@ -88,6 +89,9 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 }
 
 func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
+	if err := s.auth.authorize(ctx, ActionPublish, req.GetTopic(), ""); err != nil {
+		return nil, toStatus(err)
+	}
 	msgs := make([]kafkaio.Message, len(req.GetMessages()))
 	for i, m := range req.GetMessages() {
 		var err error

@@ -35,6 +35,7 @@ type SubscriberService struct {
 	sub     Subscriber
 	log     *slog.Logger
 	metrics *Metrics
+	auth    *Auth // set by NewGRPCServer
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
@@ -79,6 +80,16 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 	cfg, err := subscriptionConfig(open)
 	if err != nil {
 		return err
+	}
+	for _, t := range cfg.Topics {
+		if err := s.auth.authorize(ctx, ActionSubscribe, t, cfg.Group); err != nil {
+			return toStatus(err)
+		}
+	}
+	if cfg.DeadLetterTopic != "" {
+		if err := s.auth.authorize(ctx, ActionPublish, cfg.DeadLetterTopic, ""); err != nil {
+			return toStatus(err)
+		}
 	}
 	select {
 	case <-s.shutdown:

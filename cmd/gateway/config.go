@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 )
@@ -38,6 +39,26 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HealthInterval is how often Kafka reachability is checked.
 	HealthInterval time.Duration
+	// TLSCert and TLSKey are PEM files: with them the gRPC port speaks TLS.
+	TLSCert, TLSKey string
+	// TLSClientCA is a PEM file of CAs: with it clients must present a
+	// certificate they signed (mTLS), which identifies them.
+	TLSClientCA string
+	// AuthTokens is a file of "principal token" lines: callers must send
+	// one as "authorization: Bearer <token>" (or a client certificate).
+	AuthTokens string
+	// ACL is a file of "principal publish|subscribe topic-pattern
+	// [group-pattern]" rules; without it every identified caller may do
+	// everything.
+	ACL string
+	// MaxStreamsPerPrincipal bounds each caller's open streams; 0 = no bound.
+	MaxStreamsPerPrincipal int
+	// MaxRequestBytes is the largest gRPC request accepted.
+	MaxRequestBytes int
+	// MaxConcurrentStreams bounds the concurrent calls per connection.
+	MaxConcurrentStreams uint
+	// ConfigFile is an optional file of "flag-name = value" lines.
+	ConfigFile string `flag:"config"`
 	// MetricsListen is the address of the Prometheus /metrics endpoint;
 	// empty serves no metrics.
 	MetricsListen string
@@ -88,6 +109,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on the gRPC port (with --tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); the certificate's common name is the caller's principal")
+	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'")
+	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; empty allows every identified caller everything")
+	fs.IntVar(&cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 100, "open Subscribe/PublishStream streams per caller (0 = unbounded)")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "largest gRPC request accepted (a whole Publish batch)")
+	fs.UintVar(&cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "concurrent calls per client connection")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
@@ -107,6 +137,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "KGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := lookup(getenv, env); ok && !given[f.Name] && envErr == nil {
+			given[f.Name] = true
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %v", env, v, err)
 			}
@@ -115,7 +146,44 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	if envErr != nil {
 		return nil, envErr
 	}
+	if cfg.ConfigFile != "" {
+		if err := applyConfigFile(fs, cfg.ConfigFile, given); err != nil {
+			return nil, err
+		}
+	}
 	return cfg, cfg.validate()
+}
+
+// applyConfigFile sets the flags not given otherwise from a file of
+// "name = value" lines ('#' starts a comment line). A repeatable flag
+// (kafka) may appear on several lines.
+func applyConfigFile(fs *flag.FlagSet, path string, given map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" {
+			return fmt.Errorf("%s:%d: want 'name = value', got %q", path, n+1, line)
+		}
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			return fmt.Errorf("%s:%d: unknown setting %q (settings are the flag names of --help)", path, n+1, name)
+		}
+		if given[name] {
+			continue
+		}
+		if err := f.Value.Set(value); err != nil {
+			return fmt.Errorf("%s:%d: %s = %q: %v", path, n+1, name, value, err)
+		}
+	}
+	return nil
 }
 
 func lookup(getenv func(string) string, name string) (string, bool) {
@@ -135,6 +203,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
 	case c.HealthInterval <= 0:
 		return fmt.Errorf("--health-interval must be positive, got %v", c.HealthInterval)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return fmt.Errorf("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+	case c.MaxStreamsPerPrincipal < 0:
+		return fmt.Errorf("--max-streams-per-principal must not be negative, got %d", c.MaxStreamsPerPrincipal)
+	case c.MaxRequestBytes <= 0:
+		return fmt.Errorf("--max-request-bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.MaxConcurrentStreams == 0:
+		return fmt.Errorf("--max-concurrent-streams must be positive")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,18 +16,21 @@ import (
 // and no KGATE_* variables.
 func defaultConfig() *Config {
 	return &Config{
-		Listen:             ":8080",
-		Brokers:            "",
-		EmbeddedKafka:      "127.0.0.1:9092",
-		EmbeddedPartitions: 3,
-		Kafka:              map[string]string{},
-		MaxInflightBytes:   64 << 20,
-		MaxMessageBytes:    1_000_000,
-		ShutdownTimeout:    15 * time.Second,
-		HealthInterval:     2 * time.Second,
-		MetricsListen:      ":9090",
-		LogLevel:           "info",
-		LogFormat:          "text",
+		Listen:                 ":8080",
+		Brokers:                "",
+		EmbeddedKafka:          "127.0.0.1:9092",
+		EmbeddedPartitions:     3,
+		Kafka:                  map[string]string{},
+		MaxInflightBytes:       64 << 20,
+		MaxMessageBytes:        1_000_000,
+		ShutdownTimeout:        15 * time.Second,
+		HealthInterval:         2 * time.Second,
+		MetricsListen:          ":9090",
+		MaxStreamsPerPrincipal: 100,
+		MaxRequestBytes:        4 << 20,
+		MaxConcurrentStreams:   100,
+		LogLevel:               "info",
+		LogFormat:              "text",
 	}
 }
 
@@ -187,6 +192,33 @@ func TestParseConfigHelp(t *testing.T) {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: usage does not mention %q:\n%s", arg, want, out.String())
 			}
+		}
+	}
+}
+
+func TestExampleConfigFileParses(t *testing.T) {
+	cfg, err := parseConfig([]string{"--config", "../../gateway.example.conf", "--listen", "127.0.0.1:1"},
+		envOf(map[string]string{"KGATE_LOG_LEVEL": "debug"}), io.Discard)
+	if err != nil {
+		t.Fatalf("gateway.example.conf: %v", err)
+	}
+	switch {
+	case cfg.Listen != "127.0.0.1:1":
+		t.Errorf("a flag must win over the file: listen %q", cfg.Listen)
+	case cfg.LogLevel != "debug":
+		t.Errorf("a KGATE_ variable must win over the file: log level %q", cfg.LogLevel)
+	case cfg.Brokers != "kafka-1:9092,kafka-2:9092,kafka-3:9092" || cfg.LogFormat != "json" || cfg.TLSClientCA != "/etc/kgate/clients-ca.pem":
+		t.Errorf("file settings not applied: %+v", cfg)
+	case cfg.Kafka["sasl.mechanism"] != "SCRAM-SHA-512" || len(cfg.Kafka) != 6:
+		t.Errorf("repeated kafka lines: %v", cfg.Kafka)
+	}
+	for i, bad := range []string{"no-equals-sign", "unknown-setting = 1", "max-message-bytes = lots"} {
+		f := t.TempDir() + "/bad.conf"
+		if err := os.WriteFile(f, []byte(bad+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseConfig([]string{"--config", f}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "bad.conf:1") {
+			t.Errorf("case %d: %q gave %v, want an error naming the line", i, bad, err)
 		}
 	}
 }

@@ -222,11 +222,19 @@ func configFlagNames() []string {
 	var names []string
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
+		if tag := typ.Field(i).Tag.Get("flag"); tag != "" {
+			names = append(names, "-"+tag)
+			continue
+		}
+		// CamelCase to kebab-case; a run of capitals is one word:
+		// TLSClientCA -> tls-client-ca, MaxInflightBytes -> max-inflight-bytes.
+		name := []rune(typ.Field(i).Name)
 		var b strings.Builder
 		b.WriteByte('-')
-		for j, r := range typ.Field(i).Name {
-			if r >= 'A' && r <= 'Z' {
-				if j > 0 {
+		upper := func(j int) bool { return j < len(name) && name[j] >= 'A' && name[j] <= 'Z' }
+		for j, r := range name {
+			if upper(j) {
+				if j > 0 && (!upper(j-1) || (j+1 < len(name) && !upper(j+1))) {
 					b.WriteByte('-')
 				}
 				r += 'a' - 'A'

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -56,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := kafkaio.CheckOverrides(cfg.Kafka); err != nil {
 		return err
 	}
+	auth, opts, err := security(cfg)
+	if err != nil {
+		return err
+	}
 	brokers := cfg.Brokers
 	if brokers == "" {
 		eb, err := startEmbedded(cfg.EmbeddedKafka, cfg.EmbeddedPartitions)
@@ -85,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.Kafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics})
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth}, opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
@@ -151,6 +156,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// security builds the authenticator and the transport options (TLS,
+// limits, keepalive) from cfg.
+func security(cfg *Config) (*server.Auth, []grpc.ServerOption, error) {
+	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams)})
+	if cfg.TLSCert != "" {
+		creds, err := server.TLSCredentials(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	auth := &server.Auth{MaxStreams: cfg.MaxStreamsPerPrincipal, RequireIdentity: cfg.TLSClientCA != ""}
+	if cfg.AuthTokens != "" {
+		f, err := os.Open(cfg.AuthTokens)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--auth-tokens: %w", err)
+		}
+		defer f.Close()
+		if auth.Tokens, err = server.ParseTokens(f); err != nil {
+			return nil, nil, fmt.Errorf("--auth-tokens %s: %w", cfg.AuthTokens, err)
+		}
+		if len(auth.Tokens) == 0 {
+			return nil, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
+		}
+	}
+	if cfg.ACL != "" {
+		f, err := os.Open(cfg.ACL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--acl: %w", err)
+		}
+		defer f.Close()
+		if auth.Rules, err = server.ParseRules(f); err != nil {
+			return nil, nil, fmt.Errorf("--acl %s: %w", cfg.ACL, err)
+		}
+	}
+	return auth, opts, nil
 }
 
 // metricsHandler serves /metrics in the Prometheus text format.

@@ -1,0 +1,208 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/kafkatest"
+	"github.com/kgate/kgate/server"
+)
+
+// testCA issues certificates for a test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newCA(t testing.TB) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kgate test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue returns a certificate for cn, valid for 127.0.0.1 when server.
+func (ca *testCA) issue(t testing.TB, cn string, server bool) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func bearer(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+func codeOf(err error) codes.Code { return status.Code(err) }
+
+func TestMTLSIdentifiesClientsAndACLsLimitThem(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	orders := kafkatest.CreateTopic(t, brokers, "orders", 1)
+	secret := kafkatest.CreateTopic(t, brokers, "secret", 1)
+	ca := newCA(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "gateway", true)}, ClientCAs: ca.pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	alice := ca.issue(t, "alice", false)
+	rules := []server.Rule{
+		{Principal: "alice", Action: server.ActionPublish, Topic: "orders-*"},
+		{Principal: "alice", Action: server.ActionSubscribe, Topic: "orders-*", Group: "billing-*"},
+	}
+	gw := startGatewayWith(t, kafkaProducer(brokers), security{
+		auth:       &server.Auth{RequireIdentity: true, Rules: rules},
+		serverOpts: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(serverTLS))},
+		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: ca.pool, Certificates: []tls.Certificate{alice}, MinVersion: tls.VersionTLS12}))},
+	})
+	ctx := testContext(t, 30*time.Second)
+	msg := []*kgatev1.Message{{Value: []byte("x")}}
+
+	if _, err := gw.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: orders, Messages: msg}); err != nil {
+		t.Fatalf("alice publishing to %s: %v", orders, err)
+	}
+	_, err := gw.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: secret, Messages: msg})
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), `principal "alice" may not publish topic`) {
+		t.Fatalf("alice publishing to %s: %v %q, want PermissionDenied naming her", secret, st.Code(), st.Message())
+	}
+	if recs := kafkatest.ReadAll(t, brokers, secret); len(recs) != 0 {
+		t.Fatalf("a refused publish reached Kafka: %s", kafkatest.Describe(recs[0]))
+	}
+	s := openStream(t, gw, earliest([]string{orders}, "audit"))
+	if st := status.Convert(s.waitEnd(30 * time.Second)); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), `group "audit"`) {
+		t.Fatalf("subscribe in a group alice may not use: %v %q", st.Code(), st.Message())
+	}
+	s = openStream(t, gw, earliest([]string{orders}, "billing-1"))
+	if m := s.next(30 * time.Second); string(m.Value) != "x" {
+		t.Fatalf("alice's subscription got %q", m.Value)
+	}
+
+	// Without a client certificate the TLS handshake fails: nothing runs.
+	noCert, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCert.Close()
+	if _, err := kgatev1.NewPublisherClient(noCert).Publish(ctx, &kgatev1.PublishRequest{Topic: orders, Messages: msg}); codeOf(err) != codes.Unavailable {
+		t.Fatalf("without a client certificate: %v, want the connection refused (Unavailable)", err)
+	}
+}
+
+func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "tokens", 1)
+	gw := startGatewayWith(t, kafkaProducer(brokers), security{
+		auth: &server.Auth{Tokens: map[string]string{"s3cret": "svc-a"}, MaxStreams: 2},
+	})
+	ctx := testContext(t, 30*time.Second)
+	req := &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}}
+
+	for i, tc := range []struct {
+		ctx  context.Context
+		want codes.Code
+		msg  string
+	}{
+		0: {ctx, codes.Unauthenticated, "no identity"},
+		1: {bearer(ctx, "wrong"), codes.Unauthenticated, "not known"},
+		2: {bearer(ctx, "s3cret"), codes.OK, ""},
+	} {
+		_, err := gw.pub.Publish(tc.ctx, req)
+		if st := status.Convert(err); st.Code() != tc.want || !strings.Contains(st.Message(), tc.msg) {
+			t.Errorf("case %d: %v %q, want %v %q", i, st.Code(), st.Message(), tc.want, tc.msg)
+		}
+	}
+	if recs := kafkatest.ReadAll(t, brokers, topic); len(recs) != 1 {
+		t.Fatalf("broker has %d records, want only the authenticated one", len(recs))
+	}
+	// Health needs no identity, so load balancers can probe.
+	if _, err := healthpb.NewHealthClient(gw.conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("health check without a token: %v", err)
+	}
+
+	// At most 2 streams for svc-a; the third is refused at once.
+	for i := 0; i < 3; i++ {
+		sctx, cancel := context.WithCancel(bearer(ctx, "s3cret"))
+		t.Cleanup(cancel)
+		st, err := gw.sub.Subscribe(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(openReq(earliest([]string{topic}, kafkatest.Name("g")))); err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Recv() // the first assignment, or the refusal
+		switch s := status.Convert(err); {
+		case i < 2 && err != nil:
+			t.Fatalf("stream %d of 2: %v", i+1, err)
+		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 streams open")):
+			t.Fatalf("third stream: %v %q, want ResourceExhausted", s.Code(), s.Message())
+		}
+	}
+}
+
+func TestParseTokensAndRules(t *testing.T) {
+	tokens, err := server.ParseTokens(strings.NewReader("# principal token\nsvc-a  tok-a\n\nsvc-b tok-b\n"))
+	if err != nil || len(tokens) != 2 || tokens["tok-a"] != "svc-a" || tokens["tok-b"] != "svc-b" {
+		t.Fatalf("ParseTokens: %v %v", tokens, err)
+	}
+	for i, bad := range []string{"only-one-field", "a b c", "a t\nb t"} {
+		if _, err := server.ParseTokens(strings.NewReader(bad)); err == nil {
+			t.Errorf("case %d: ParseTokens(%q) accepted", i, bad)
+		}
+	}
+	rules, err := server.ParseRules(strings.NewReader("alice publish orders.*\n* subscribe public.* billing-*\n"))
+	if err != nil || len(rules) != 2 || rules[1] != (server.Rule{Principal: "*", Action: server.ActionSubscribe, Topic: "public.*", Group: "billing-*"}) {
+		t.Fatalf("ParseRules: %v %v", rules, err)
+	}
+	for i, bad := range []string{"alice read orders", "alice publish", "alice publish t g", "alice subscribe [ g"} {
+		if _, err := server.ParseRules(strings.NewReader(bad)); err == nil {
+			t.Errorf("case %d: ParseRules(%q) accepted", i, bad)
+		}
+	}
+}
+
