@@ -225,19 +225,23 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		reset = "earliest"
 	}
 	cm, err := kafkaConfig(cfg.Brokers, map[string]string{
-		"client.id":                          "kgate",
-		"group.id":                           cfg.Group,
-		"auto.offset.reset":                  reset,
-		"enable.auto.commit":                 "true",
-		"auto.commit.interval.ms":            strconv.Itoa(int(cfg.CommitInterval / time.Millisecond)),
-		"enable.auto.offset.store":           "false",
-		"go.application.rebalance.enable":    "true",
-		"go.logs.channel.enable":             "true",
-		"partition.assignment.strategy":      "cooperative-sticky",
-		"session.timeout.ms":                 "10000",
-		"heartbeat.interval.ms":              "1000",
-		"fetch.wait.max.ms":                  "50",
-		"queued.min.messages":                "1000",
+		"client.id":                       "kgate",
+		"group.id":                        cfg.Group,
+		"auto.offset.reset":               reset,
+		"enable.auto.commit":              "true",
+		"auto.commit.interval.ms":         strconv.Itoa(int(cfg.CommitInterval / time.Millisecond)),
+		"enable.auto.offset.store":        "false",
+		"go.application.rebalance.enable": "true",
+		"go.logs.channel.enable":          "true",
+		"partition.assignment.strategy":   "cooperative-sticky",
+		"session.timeout.ms":              "10000",
+		"heartbeat.interval.ms":           "1000",
+		"fetch.wait.max.ms":               "50",
+		"queued.min.messages":             "1000",
+		// librdkafka waits this long to fetch again once a partition's
+		// prefetch queue is at its threshold: its 1 s default held a
+		// stream to ~1k records/s.
+		"fetch.queue.backoff.ms":             "10",
 		"queued.max.messages.kbytes":         "8192",
 		"enable.metrics.push":                "false",
 		"reconnect.backoff.max.ms":           "1000",
