@@ -180,7 +180,7 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 		} else {
 			defer release()
 		}
-		return handler(srv, &principalStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), principalKey{}, who)})
+		return handler(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), principalKey{}, who)})
 	}
 }
 
@@ -207,12 +207,13 @@ func (a *Auth) openStream(who string) (release func(), err error) {
 	}, nil
 }
 
-type principalStream struct {
+// ctxStream is a ServerStream with a context of its own.
+type ctxStream struct {
 	grpc.ServerStream
 	ctx context.Context
 }
 
-func (s *principalStream) Context() context.Context { return s.ctx }
+func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // ParseTokens reads a token file: one "principal token" pair per line;
 // blank lines and lines starting with '#' are ignored.

@@ -206,3 +206,26 @@ func TestParseTokensAndRules(t *testing.T) {
 	}
 }
 
+
+func TestRequestIDIsEchoedOrMadeUp(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "reqid", 1)
+	gw := startGateway(t, kafkaProducer(brokers))
+	req := &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}}
+	var hdr metadata.MD
+	ctx := metadata.AppendToOutgoingContext(testContext(t, 30*time.Second), "x-request-id", "trace-42")
+	if _, err := gw.pub.Publish(ctx, req, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Get("x-request-id"); len(got) != 1 || got[0] != "trace-42" {
+		t.Fatalf("x-request-id %v, want the client's trace-42", got)
+	}
+	hdr = nil
+	if _, err := gw.pub.Publish(testContext(t, 30*time.Second), req, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Get("x-request-id"); len(got) != 1 || len(got[0]) != 16 {
+		t.Fatalf("x-request-id %v, want one made up by the gateway", got)
+	}
+}

@@ -73,13 +73,14 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	// One line per finished call: successful calls at debug level (at info
 	// they cost a quarter of the gateway's CPU under load), client errors at
 	// info, server-side failures at warn/error. Payloads are never logged.
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeToLevel)}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeToLevel),
+		logging.WithFieldsFromContext(requestIDFields)}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; see the gateway's log")
 	})}
-	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	unary := []grpc.UnaryServerInterceptor{requestIDUnary, logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{requestIDStream, logging.StreamServerInterceptor(logger, logOpts...)}
 	if cfg.Metrics != nil {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())

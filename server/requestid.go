@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// RequestIDHeader carries a call's request id: taken from the request when
+// the client sends one, else made up; returned in the response header
+// either way, and logged with the call.
+const RequestIDHeader = "x-request-id"
+
+type requestIDKey struct{}
+
+// RequestID returns the call's request id, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func withRequestID(ctx context.Context) context.Context {
+	var id string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 && len(v[0]) > 0 && len(v[0]) <= 128 {
+			id = v[0]
+		}
+	}
+	if id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(withRequestID(ctx), req)
+}
+
+func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &ctxStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
+}
+
+// requestIDFields adds the request id to the logging interceptor's line.
+func requestIDFields(ctx context.Context) logging.Fields {
+	if id := RequestID(ctx); id != "" {
+		return logging.Fields{"request_id", id}
+	}
+	return nil
+}
