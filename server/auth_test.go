@@ -206,7 +206,6 @@ func TestParseTokensAndRules(t *testing.T) {
 	}
 }
 
-
 func TestRequestIDIsEchoedOrMadeUp(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)
