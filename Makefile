@@ -15,6 +15,13 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION := v1.9.4
 
+# Debian packages the Python example needs (installed by `make examples` only
+# when missing): grpcio and protobuf for Debian's /usr/bin/python3, protoc,
+# google/protobuf/*.proto (libprotobuf-dev) and grpc_python_plugin to generate
+# its stubs (examples/python/gen.sh).
+EXAMPLES_APT := python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev protobuf-compiler-grpc
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # Arguments for `make run`, e.g. make run ARGS='--brokers localhost:9092'.
 ARGS ?=
 # Extra `go test` flags, e.g. make test TESTFLAGS='-run Publish -v'.
@@ -35,6 +42,25 @@ build: ## Build the gateway binary into .tmp/bin/gateway
 .PHONY: test
 test: ## Run the test suite with the race detector (KGATE_TEST_BROKERS=host:port uses an external cluster)
 	go test -race -count=1 -timeout 9m $(TESTFLAGS) ./...
+
+.PHONY: examples
+examples: build $(BIN)/grpcurl examples/node/node_modules/.package-lock.json examples-python-deps ## Run the Node.js and Python examples and the README's grpcurl recipes against real gateways
+	KGATE_GATEWAY=$(BIN)/gateway examples/run.sh
+	KGATE_GATEWAY=$(BIN)/gateway examples/readme_recipes.sh
+
+examples/node/node_modules/.package-lock.json: examples/node/package.json examples/node/package-lock.json
+	cd examples/node && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: examples-python-deps
+examples-python-deps:
+	@if ! /usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null \
+		|| ! command -v protoc >/dev/null || ! command -v grpc_python_plugin >/dev/null \
+		|| [ ! -f /usr/include/google/protobuf/timestamp.proto ]; then \
+		echo "installing Debian packages for the Python example: $(EXAMPLES_APT)"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(EXAMPLES_APT); \
+	fi
 
 .PHONY: generate
 generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/ with buf
@@ -68,3 +94,48 @@ $(BIN)/grpcurl:
 .PHONY: clean
 clean: ## Remove built binaries and installed tools
 	rm -rf $(TMP)
+
+# Extra flags for cmd/bench, e.g. make bench BENCHFLAGS='--json new.json --compare old.json'
+# (see .tmp/bin/bench --help).
+BENCHFLAGS ?=
+
+.PHONY: bench
+bench: ## Benchmark the gateway against direct librdkafka and a no-op gRPC server in one run (BENCHFLAGS=...)
+	go build -o $(BIN)/bench ./cmd/bench
+	go build -o $(BIN)/brokerd ./internal/kafkatest/brokerd
+	go build -o $(BIN)/gateway ./cmd/gateway
+	$(BIN)/bench $(BENCHFLAGS)
+
+.PHONY: bench-profile
+bench-profile: ## CPU-profile the gateway under kgate Publish at concurrency 64 for 10 s and print pprof -top
+	go build -o $(BIN)/bench ./cmd/bench
+	go build -o $(BIN)/brokerd ./internal/kafkatest/brokerd
+	$(BIN)/bench --cpuprofile $(TMP)/cpu.pprof $(BENCHFLAGS)
+	go tool pprof -top -nodecount=30 $(BIN)/bench $(TMP)/cpu.pprof
+
+.PHONY: bench-go
+bench-go: ## Run the Go micro-benchmarks (testing.B with -benchmem), no Kafka needed
+	go test -run '^$$' -bench . -benchmem ./server ./flowcontrol
+
+# Length of `make soak`, e.g. SOAK_DURATION=2m make soak.
+SOAK_DURATION ?= 10m
+# Time per fuzz target in `make fuzz`.
+FUZZTIME ?= 30s
+
+.PHONY: test-faults
+test-faults: ## Run the reliability suite's long cases (bigger loads, RSS bound; no -race) and print the verifier's figures
+	go test -tags faults -count=1 -timeout 20m -v ./internal/faulttest ./internal/verify 2>&1 | grep -v '^=== '
+
+.PHONY: soak
+soak: ## Publish and subscribe under random faults for SOAK_DURATION (default 10m) and print the verifier's totals
+	KGATE_SOAK_DURATION=$(SOAK_DURATION) go test -tags faults -count=1 -timeout $$(( $$(echo $(SOAK_DURATION) | sed -E 's/m$$/*60/; s/s$$//; s/h$$/*3600/') + 600 ))s -v -run '^TestSoak$$' ./internal/faulttest
+
+.PHONY: fuzz
+fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
+	go test -run '^$$' -fuzz '^FuzzValidateTopic$$' -fuzztime $(FUZZTIME) ./kafkaio
+	go test -run '^$$' -fuzz '^FuzzFromKafka$$' -fuzztime $(FUZZTIME) ./kafkaio
+	go test -run '^$$' -fuzz '^FuzzSubscriptionConfig$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzToKafkaMessage$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzClampDuration$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzParseAckID$$' -fuzztime $(FUZZTIME) ./flowcontrol
+	go test -run '^$$' -fuzz '^FuzzTracker$$' -fuzztime $(FUZZTIME) ./flowcontrol

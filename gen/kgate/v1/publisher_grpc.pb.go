@@ -78,6 +78,13 @@ type PublisherClient interface {
 	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
 	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
 	//
+	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
+	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
+	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
+	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
+	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
+	// parse the trailer as google.rpc.Status (examples/node, examples/python).
+	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a
 	// batch), the status is the code of the first message that was not
@@ -199,6 +206,13 @@ type PublisherServer interface {
 	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
 	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
 	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	//
+	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
+	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
+	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
+	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
+	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
+	// parse the trailer as google.rpc.Status (examples/node, examples/python).
 	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs the grpcurl recipes of README.md, as written there, against a real
+# gateway, so that they cannot rot. It extracts every command of the ```sh
+# blocks that mention grpcurl (joining backslash continuations), replaces
+# localhost:8080 with the test gateway's address and, in the Subscribe tail,
+# `cat` (stdin kept open until Ctrl-C) with `sleep` (stdin closed after a few
+# seconds, which ends the stream), then runs each from the repository root
+# and checks its output:
+#
+#   list                 names kgate.v1.Publisher, kgate.v1.Subscriber, health
+#   describe X           describes X's RPCs
+#   .../Publish          results with partition, offset and timestamp
+#   .../Health/Check     SERVING
+#   .../Subscribe        the record the Publish recipe wrote, at its offset
+#
+# A recipe of another kind must merely succeed; a kind above missing from the
+# README fails the run. Needs grpcurl in .tmp/bin (make tools).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+README=${README_FILE:-$ROOT/README.md} # README_FILE: check another copy
+TAIL_SECONDS=${TAIL_SECONDS:-3}
+
+[[ -x $ROOT/.tmp/bin/grpcurl ]] || fail "readme recipes: no grpcurl in .tmp/bin: run make tools"
+
+# One line per command of the grpcurl ```sh blocks, continuations joined.
+mapfile -t COMMANDS < <(awk '
+	/^```sh[[:space:]]*$/ { inblock = 1; n = 0; grpc = 0; cont = 0; next }
+	inblock && /^```/ {
+		inblock = 0
+		if (grpc) for (i = 1; i <= n; i++) print cmds[i]
+		next
+	}
+	inblock {
+		line = $0
+		if (line ~ /grpcurl/) grpc = 1
+		if (cont) cmds[n] = cmds[n] " " line
+		else if (line ~ /[^[:space:]]/) cmds[++n] = line
+		cont = (line ~ /\\[[:space:]]*$/)
+		if (cont) sub(/\\[[:space:]]*$/, "", cmds[n])
+	}' "$README")
+((${#COMMANDS[@]} > 0)) || fail "readme recipes: found no grpcurl commands in README.md"
+
+build_gateway
+start_gateway readme
+echo "gateway: $GATEWAY_ADDR"
+# The recipes assume a running gateway: wait until its health says so.
+for ((i = 0; ; i++)); do
+	"$ROOT/.tmp/bin/grpcurl" -plaintext "$GATEWAY_ADDR" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && break
+	((i < 100)) || fail "readme recipes: the gateway did not report SERVING within 10 s"
+	sleep 0.1
+done
+
+cd "$ROOT" # the recipes run from the repository root (export PATH=$PWD/.tmp/bin:...)
+passed=0
+declare -A seen=()
+published_value='' published_offset='' published_topic=''
+
+recipe_fail() { # WHY COMMAND OUTPUT
+	printf 'README recipe failed: %s\n  command: %s\n--- output:\n%s\n' "$1" "$2" "$3" >&2
+	exit 1
+}
+
+for cmd in "${COMMANDS[@]}"; do
+	if [[ $cmd == export\ * ]]; then
+		eval "$cmd"
+		continue
+	fi
+	[[ $cmd == *localhost:8080* ]] || recipe_fail "it does not talk to localhost:8080, so the test cannot point it at its gateway" "$cmd" ""
+	run=${cmd//localhost:8080/$GATEWAY_ADDR}
+	if [[ $run == *Subscriber/Subscribe* ]]; then
+		[[ $run == *'; cat; }'* ]] || recipe_fail "the tail no longer keeps stdin open with '{ echo ...; cat; }'" "$cmd" ""
+		run=${run//'; cat; }'/"; sleep $TAIL_SECONDS; }"}
+	fi
+	echo "\$ $run"
+	rc=0
+	out=$(timeout 60 bash -c "$run" 2>&1) || rc=$?
+	((rc == 0)) || recipe_fail "exited with status $rc" "$run" "$out"
+
+	case $run in
+	*" list "* | *" list")
+		seen[list]=1
+		for svc in kgate.v1.Publisher kgate.v1.Subscriber grpc.health.v1.Health; do
+			grep -qx "$svc" <<<"$out" || recipe_fail "list does not show $svc" "$run" "$out"
+		done
+		;;
+	*" describe "*)
+		seen[describe]=1
+		grep -q 'rpc [A-Za-z]* (' <<<"$out" || recipe_fail "describe shows no RPC" "$run" "$out"
+		;;
+	*Publisher/Publish*)
+		seen[publish]=1
+		grep -q '"results": \[' <<<"$out" || recipe_fail "no results" "$run" "$out"
+		for field in partition offset timestamp; do
+			grep -q "\"$field\": " <<<"$out" || recipe_fail "the result has no $field" "$run" "$out"
+		done
+		published_offset=$(sed -n 's/.*"offset": "\([0-9]*\)".*/\1/p' <<<"$out" | head -n 1)
+		published_value=$(sed -n 's/.*"value":"\([^"]*\)".*/\1/p' <<<"$run" | head -n 1)
+		published_topic=$(sed -n 's/.*"topic":"\([^"]*\)".*/\1/p' <<<"$run" | head -n 1)
+		;;
+	*Health/Check*)
+		seen[health]=1
+		grep -q '"status": "SERVING"' <<<"$out" || recipe_fail "not SERVING" "$run" "$out"
+		;;
+	*Subscriber/Subscribe*)
+		seen[tail]=1
+		[[ -n $published_value ]] || recipe_fail "the tail runs before any Publish recipe, so it has nothing to show" "$run" "$out"
+		grep -q '"assignment"' <<<"$out" || recipe_fail "no partition assignment" "$run" "$out"
+		# The published record: its topic, value and offset (one JSON object per message).
+		awk -v t="\"topic\": \"$published_topic\"" -v v="\"value\": \"$published_value\"" \
+			-v o="\"offset\": \"$published_offset\"" '
+			/^{/ { obj = "" } { obj = obj $0 "\n" }
+			/^}/ && index(obj, t) && index(obj, v) && index(obj, o) { found = 1 }
+			END { exit !found }' <<<"$out" ||
+			recipe_fail "the tail does not show the published record (topic $published_topic, offset $published_offset, value $published_value)" "$run" "$out"
+		;;
+	esac
+	echo "  ok"
+	passed=$((passed + 1))
+done
+
+for kind in list describe publish health tail; do
+	[[ -n ${seen[$kind]:-} ]] || fail "README recipe failed: README.md has no grpcurl $kind recipe any more (or this test no longer recognises it)"
+done
+echo "recipes: $passed passed, 0 failed"
