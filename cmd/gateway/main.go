@@ -170,30 +170,36 @@ func security(cfg *Config) (*server.Auth, []grpc.ServerOption, error) {
 		opts = append(opts, grpc.Creds(creds))
 	}
 	auth := &server.Auth{MaxStreams: cfg.MaxStreamsPerPrincipal, RequireIdentity: cfg.TLSClientCA != ""}
+	var err error
 	if cfg.AuthTokens != "" {
-		f, err := os.Open(cfg.AuthTokens)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--auth-tokens: %w", err)
-		}
-		defer f.Close()
-		if auth.Tokens, err = server.ParseTokens(f); err != nil {
-			return nil, nil, fmt.Errorf("--auth-tokens %s: %w", cfg.AuthTokens, err)
+		if auth.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
+			return nil, nil, err
 		}
 		if len(auth.Tokens) == 0 {
 			return nil, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
 		}
 	}
 	if cfg.ACL != "" {
-		f, err := os.Open(cfg.ACL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--acl: %w", err)
-		}
-		defer f.Close()
-		if auth.Rules, err = server.ParseRules(f); err != nil {
-			return nil, nil, fmt.Errorf("--acl %s: %w", cfg.ACL, err)
+		if auth.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
+			return nil, nil, err
 		}
 	}
 	return auth, opts, nil
+}
+
+// parseFile opens path (given with flag) and parses it with parse.
+func parseFile[T any](flag, path string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	f, err := os.Open(path)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", flag, err)
+	}
+	defer f.Close()
+	v, err := parse(f)
+	if err != nil {
+		return zero, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return v, nil
 }
 
 // metricsHandler serves /metrics in the Prometheus text format.
