@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
@@ -31,12 +32,33 @@ func withRequestID(ctx context.Context) context.Context {
 		}
 	}
 	if id == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// Made-up request ids are a random per-process prefix and a counter: unique
+// across instances without the cost of crypto/rand on every call.
+var (
+	requestIDPrefix = func() string {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	requestIDSeq atomic.Uint64
+)
+
+func newRequestID() string {
+	var b [16]byte
+	copy(b[:8], requestIDPrefix)
+	n := requestIDSeq.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 8; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
 
 func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
