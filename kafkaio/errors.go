@@ -121,7 +121,12 @@ func fromKafka(err error, what string) *Error {
 		return errorf(KindUnknownOutcome, reason, "%s: the gateway shut down while the broker had not answered; the outcome is unknown", what)
 	case kafka.ErrPurgeQueue:
 		return errorf(KindUnavailable, ReasonClosed, "%s: the gateway shut down before the message was sent; it was not written, retry", what)
-	case kafka.ErrMsgTimedOut, kafka.ErrTimedOut, kafka.ErrTransport, kafka.ErrAllBrokersDown,
+	case kafka.ErrMsgTimedOut:
+		// librdkafka gives this both for messages never sent and for
+		// messages sent without an answer ("possibly persisted"), and the
+		// Go client does not say which.
+		return errorf(KindUnavailable, reason, "%s: Kafka did not acknowledge within message.timeout.ms (%v): the message may or may not be written; retrying may write it twice", what, ke)
+	case kafka.ErrTimedOut, kafka.ErrTransport, kafka.ErrAllBrokersDown,
 		kafka.ErrTimedOutQueue, kafka.ErrNotEnoughReplicas, kafka.ErrNotEnoughReplicasAfterAppend,
 		kafka.ErrLeaderNotAvailable, kafka.ErrNotLeaderForPartition, kafka.ErrRequestTimedOut,
 		kafka.ErrNetworkException, kafka.ErrBrokerNotAvailable, kafka.ErrResolve, kafka.ErrDestroy:

@@ -507,9 +507,10 @@ type MessageOutcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// gRPC status code for this message (google.rpc.Code numbering): 0 (OK)
 	// means written, and result says where. DEADLINE_EXCEEDED, CANCELED and
-	// UNKNOWN mean the outcome is unknown. Any other code means the message was
-	// not written and may be retried (after fixing it, for INVALID_ARGUMENT;
-	// after retry_delay, for RESOURCE_EXHAUSTED).
+	// UNKNOWN, and UNAVAILABLE with reason MESSAGE_TIMED_OUT, mean the outcome
+	// is unknown. Any other code means the message was not written and may be
+	// retried (after fixing it, for INVALID_ARGUMENT; after retry_delay, for
+	// RESOURCE_EXHAUSTED).
 	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Machine-readable reason in UPPER_SNAKE_CASE, for example
 	// PRODUCER_QUEUE_FULL, MESSAGE_TIMED_OUT or NOT_ENOUGH_IN_SYNC_REPLICAS. Empty when OK.

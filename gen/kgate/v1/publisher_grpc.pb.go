@@ -59,10 +59,12 @@ type PublisherClient interface {
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
 	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
 	//     retry delay, then retry the messages that were not written.
-	//   - UNAVAILABLE: the brokers could not be reached or did not acknowledge
-	//     in time (message.timeout.ms), or the gateway is shutting down. The
-	//     messages were not written (the idempotent producer gave up on them);
-	//     retry, preferably with backoff.
+	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
+	//     shutting down: the messages were not written; retry, preferably with
+	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
+	//     did not acknowledge within message.timeout.ms (30 s by default), and
+	//     librdkafka cannot tell whether a request it had sent was written, so
+	//     the outcome is unknown; a retry may write the message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.
@@ -188,10 +190,12 @@ type PublisherServer interface {
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
 	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
 	//     retry delay, then retry the messages that were not written.
-	//   - UNAVAILABLE: the brokers could not be reached or did not acknowledge
-	//     in time (message.timeout.ms), or the gateway is shutting down. The
-	//     messages were not written (the idempotent producer gave up on them);
-	//     retry, preferably with backoff.
+	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
+	//     shutting down: the messages were not written; retry, preferably with
+	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
+	//     did not acknowledge within message.timeout.ms (30 s by default), and
+	//     librdkafka cannot tell whether a request it had sent was written, so
+	//     the outcome is unknown; a retry may write the message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.

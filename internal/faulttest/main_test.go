@@ -1,0 +1,295 @@
+package faulttest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/kafkatest"
+	"github.com/kgate/kgate/internal/verify"
+	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// gateway is an in-process kgate gRPC server on 127.0.0.1, assembled as
+// cmd/gateway assembles it, with a client connection.
+type gateway struct {
+	addr    string
+	conn    *grpc.ClientConn
+	prod    *kafkaio.Producer
+	pub     kgatev1.PublisherClient
+	sub     kgatev1.SubscriberClient
+	brokers string
+}
+
+// logger discards the gateway's logs (faults make librdkafka log an error
+// per dropped connection) unless the tests run with -v.
+func logger(t testing.TB) *slog.Logger {
+	if testing.Verbose() && os.Getenv("KGATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startGateway starts a gateway in front of brokers, stopped and waited
+// for when the test ends. sub adjusts the subscriber settings (default: a
+// 200 ms commit interval, 6 s session timeout).
+func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio.Subscriber)) *gateway {
+	t.Helper()
+	cfg.Logger = logger(t)
+	prod, err := kafkaio.NewProducer(cfg)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	s := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond,
+		Kafka: map[string]string{"session.timeout.ms": "6000"}}
+	for _, o := range sub {
+		o(s)
+	}
+	subs := server.NewSubscriberService(s, cfg.Logger, nil)
+	pubs := server.NewPublisherService(prod, nil)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: health.NewServer(), Logger: cfg.Logger})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		subs.Shutdown()
+		pubs.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		prod.Close(ctx)
+		gs.Stop()
+		<-served
+		subs.Wait()
+		pubs.Wait()
+	})
+	return &gateway{addr: lis.Addr().String(), conn: conn, prod: prod, pub: kgatev1.NewPublisherClient(conn),
+		sub: kgatev1.NewSubscriberClient(conn), brokers: cfg.Brokers}
+}
+
+func testContext(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d*timeoutScale)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// loadConfig shapes a publish load.
+type loadConfig struct {
+	topic       string
+	workers     int           // concurrent publishers
+	batch       int           // messages per Publish call
+	size        int           // bytes per value
+	callTimeout time.Duration // deadline of each call
+	pace        time.Duration // pause between a worker's calls
+	max         int           // stop after this many calls in all (0: until stopped)
+}
+
+// publisher runs a publish load, recording every attempt in rec.
+type publisher struct {
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	events []pubEvent // every call's outcome, in completion order
+}
+
+type pubEvent struct {
+	at    time.Time
+	class verify.Class
+	err   error
+	took  time.Duration
+}
+
+// startLoad publishes until stopped (or cfg.max calls); stopped and
+// waited for when the test ends.
+func startLoad(t testing.TB, pub kgatev1.PublisherClient, rec *verify.Recorder, cfg loadConfig) *publisher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &publisher{stop: cancel}
+	var calls sync.Mutex
+	n := 0
+	for w := 0; w < cfg.workers; w++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for ctx.Err() == nil {
+				calls.Lock()
+				if cfg.max > 0 && n >= cfg.max {
+					calls.Unlock()
+					return
+				}
+				n++
+				calls.Unlock()
+				req := &kgatev1.PublishRequest{Topic: cfg.topic}
+				ids := make([]string, cfg.batch)
+				for i := range ids {
+					ids[i] = rec.ID()
+					req.Messages = append(req.Messages, &kgatev1.Message{Value: verify.Payload(ids[i], cfg.size)})
+				}
+				// A call's own deadline, not the load's context: stopping the
+				// load lets calls in flight finish, so that no outcome is
+				// made unknown by the test itself.
+				cctx, ccancel := context.WithTimeout(context.Background(), cfg.callTimeout)
+				began := time.Now()
+				_, err := pub.Publish(cctx, req)
+				ccancel()
+				rec.RecordPublish(ids, err)
+				p.mu.Lock()
+				p.events = append(p.events, pubEvent{at: time.Now(), class: verify.Classify(err), err: err, took: time.Since(began)})
+				p.mu.Unlock()
+				if cfg.pace > 0 {
+					select {
+					case <-time.After(cfg.pace): // pacing the load
+					case <-ctx.Done():
+					}
+				}
+			}
+		}()
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// slowest returns the longest call.
+func (p *publisher) slowest() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d time.Duration
+	for _, e := range p.events {
+		d = max(d, e.took)
+	}
+	return d
+}
+
+// Stop stops the load and waits for the calls in flight.
+func (p *publisher) Stop() {
+	p.stop()
+	p.wg.Wait()
+}
+
+// Wait waits for a load with a call limit to finish.
+func (p *publisher) Wait() { p.wg.Wait() }
+
+// eventsSince returns the outcomes of calls that completed after at.
+func (p *publisher) eventsSince(at time.Time) []pubEvent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []pubEvent
+	for _, e := range p.events {
+		if e.at.After(at) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// stream is a test client's Subscribe stream: a goroutine receives into
+// channels.
+type stream struct {
+	t       testing.TB
+	cl      kgatev1.Subscriber_SubscribeClient
+	cancel  context.CancelFunc
+	msgs    chan *kgatev1.ReceivedMessage
+	assigns chan *kgatev1.Assignment
+	done    chan struct{}
+	endErr  error // set before done is closed
+	sendMu  sync.Mutex
+}
+
+func openStream(t testing.TB, sub kgatev1.SubscriberClient, open *kgatev1.SubscribeOpen) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cl, err := sub.Subscribe(ctx)
+	if err != nil {
+		cancel()
+		t.Fatalf("Subscribe: %v", err)
+	}
+	s := &stream{t: t, cl: cl, cancel: cancel, msgs: make(chan *kgatev1.ReceivedMessage, 200000),
+		assigns: make(chan *kgatev1.Assignment, 1000), done: make(chan struct{})}
+	if open != nil {
+		s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}})
+	}
+	go func() {
+		defer close(s.done)
+		for {
+			resp, err := cl.Recv()
+			if err != nil {
+				s.endErr = err
+				return
+			}
+			if m := resp.GetMessage(); m != nil {
+				s.msgs <- m
+			} else if a := resp.GetAssignment(); a != nil {
+				select {
+				case s.assigns <- a:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	return s
+}
+
+func (s *stream) send(req *kgatev1.SubscribeRequest) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if err := s.cl.Send(req); err != nil && !errors.Is(err, io.EOF) {
+		select {
+		case <-s.done:
+		default:
+			s.t.Errorf("Send: %v", err)
+		}
+	}
+}
+
+func (s *stream) ack(ids ...string) {
+	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: ids}}})
+}
+
+func (s *stream) nack(ids ...string) {
+	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Nack{Nack: &kgatev1.SubscribeNack{AckIds: ids, Delay: nil}}})
+}
+
+// end half-closes the stream and waits for it to end.
+func (s *stream) end(timeout time.Duration) {
+	s.t.Helper()
+	s.sendMu.Lock()
+	_ = s.cl.CloseSend()
+	s.sendMu.Unlock()
+	select {
+	case <-s.done:
+	case <-time.After(timeout * timeoutScale):
+		s.t.Errorf("stream did not end within %v of half-close", timeout)
+	}
+}
+
+func earliest(topic, group string) *kgatev1.SubscribeOpen {
+	return &kgatev1.SubscribeOpen{Topics: []string{topic}, Group: group, StartPosition: kgatev1.StartPosition_START_POSITION_EARLIEST}
+}

@@ -1,0 +1,8 @@
+//go:build !race
+
+package faulttest
+
+const (
+	timeoutScale = 1
+	raceEnabled  = false
+)

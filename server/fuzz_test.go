@@ -1,0 +1,119 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/kafkaio"
+)
+
+// FuzzSubscriptionConfig feeds arbitrary bytes, decoded as a SubscribeOpen,
+// to the open-message check: it never panics, refuses with
+// INVALID_ARGUMENT, and what it accepts is within the documented ranges.
+// Run longer with `make fuzz`.
+func FuzzSubscriptionConfig(f *testing.F) {
+	seed := func(o *kgatev1.SubscribeOpen) {
+		b, err := proto.Marshal(o)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g"})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MaxOutstandingMessages: 1_000_001})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MaxOutstandingMessages: -5, MaxOutstandingBytes: -1})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", AckDeadline: &durationpb.Duration{Seconds: -1}})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", AckDeadline: &durationpb.Duration{Seconds: 1, Nanos: -1}})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MinBackoff: &durationpb.Duration{Seconds: 315576000001}})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MaxBackoff: durationpb.New(11 * time.Minute)})
+	seed(&kgatev1.SubscribeOpen{StartPosition: 99, MaxDeliveryAttempts: -3, DeadLetterTopic: ".."})
+	f.Add([]byte{0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o kgatev1.SubscribeOpen
+		if proto.Unmarshal(b, &o) != nil {
+			return
+		}
+		cfg, err := subscriptionConfig(&o)
+		if err != nil {
+			if status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("subscriptionConfig(%v) = %v, want INVALID_ARGUMENT", &o, err)
+			}
+			return
+		}
+		w := cfg.Window
+		for _, d := range []time.Duration{w.AckDeadline, w.MinBackoff, w.MaxBackoff} {
+			if d < 0 || d > maxDeadline {
+				t.Fatalf("subscriptionConfig(%v) accepted a duration %v outside [0, %v]", &o, d, maxDeadline)
+			}
+		}
+		if w.MaxMessages > 1_000_000 || int64(w.MaxMessages) != o.GetMaxOutstandingMessages() {
+			t.Fatalf("subscriptionConfig(%v): max messages %d from %d", &o, w.MaxMessages, o.GetMaxOutstandingMessages())
+		}
+	})
+}
+
+// FuzzToKafkaMessage feeds arbitrary bytes, decoded as a Message, to the
+// conversion Publish and PublishStream use: it never panics, refuses only
+// with an invalid-kind error, and keeps key, value and headers as sent.
+func FuzzToKafkaMessage(f *testing.F) {
+	p := int32(-1)
+	for _, m := range []*kgatev1.Message{
+		{Value: []byte("v")},
+		{Key: []byte("k"), Partition: &p},
+		{Timestamp: &timestamppb.Timestamp{Seconds: -62135596801}},
+		{Timestamp: &timestamppb.Timestamp{Nanos: 2e9}},
+		{Headers: []*kgatev1.Header{{Key: "a"}, {Key: "", Value: []byte{0}}}},
+	} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m kgatev1.Message
+		if proto.Unmarshal(b, &m) != nil {
+			return
+		}
+		km, err := toKafkaMessage("messages[0]", &m)
+		if err != nil {
+			if kafkaio.KindOf(err) != kafkaio.KindInvalid || codeOf(err) != codes.InvalidArgument {
+				t.Fatalf("toKafkaMessage(%v) = %v, want an invalid-argument error", &m, err)
+			}
+			return
+		}
+		if km.Partition < kafkaio.PartitionAny || (m.Partition == nil) != (km.Partition == kafkaio.PartitionAny) {
+			t.Fatalf("toKafkaMessage(%v): partition %d", &m, km.Partition)
+		}
+		if string(km.Key) != string(m.GetKey()) || string(km.Value) != string(m.GetValue()) || len(km.Headers) != len(m.GetHeaders()) {
+			t.Fatalf("toKafkaMessage(%v) changed the message: %+v", &m, km)
+		}
+		for i, h := range m.GetHeaders() {
+			if km.Headers[i].Key != h.GetKey() || string(km.Headers[i].Value) != string(h.GetValue()) {
+				t.Fatalf("header %d changed: %+v", i, km.Headers[i])
+			}
+		}
+	})
+}
+
+// FuzzClampDuration: client durations (nack delays, extensions) are read
+// as [0, maxDeadline] whatever their fields.
+func FuzzClampDuration(f *testing.F) {
+	f.Add(int64(0), int32(0))
+	f.Add(int64(-1), int32(0))
+	f.Add(int64(1), int32(-1))
+	f.Add(int64(315576000001), int32(0))
+	f.Add(int64(-9223372036854775808), int32(-999999999))
+	f.Fuzz(func(t *testing.T, s int64, n int32) {
+		if d := clampDuration(&durationpb.Duration{Seconds: s, Nanos: n}); d < 0 || d > maxDeadline {
+			t.Fatalf("clampDuration(%ds %dns) = %v", s, n, d)
+		}
+	})
+}
