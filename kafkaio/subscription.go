@@ -241,8 +241,12 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		// librdkafka waits this long to fetch again once a partition's
 		// prefetch queue is at its threshold: its 1 s default held a
 		// stream to ~1k records/s.
-		"fetch.queue.backoff.ms":             "10",
-		"queued.max.messages.kbytes":         "8192",
+		"fetch.queue.backoff.ms": "10",
+		// Per-stream librdkafka memory: a fetch response is at most
+		// fetch.max.bytes (librdkafka's default is 50 MiB per consumer), and
+		// the prefetch queue at most queued.max.messages.kbytes.
+		"fetch.max.bytes":                    "4194304",
+		"queued.max.messages.kbytes":         "4096",
 		"enable.metrics.push":                "false",
 		"reconnect.backoff.max.ms":           "1000",
 		"topic.metadata.refresh.interval.ms": "30000",
