@@ -25,6 +25,9 @@ type Config struct {
 	// EmbeddedPartitions is the partition count of topics the embedded
 	// broker creates on first use.
 	EmbeddedPartitions int
+	// EmbeddedRetentionBytes is how much each partition of the embedded
+	// broker keeps; older records are dropped, so memory stays bounded.
+	EmbeddedRetentionBytes int64
 	// Kafka holds librdkafka properties (key=value) passed through to the
 	// gateway's Kafka clients.
 	Kafka map[string]string
@@ -104,6 +107,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&cfg.Brokers, "brokers", "", "Kafka bootstrap servers, host:port[,host:port...]; empty starts an embedded in-memory broker (nothing durable)")
 	fs.StringVar(&cfg.EmbeddedKafka, "embedded-kafka", "127.0.0.1:9092", "listen address of the embedded broker, for kcat and other Kafka tools")
 	fs.IntVar(&cfg.EmbeddedPartitions, "embedded-partitions", 3, "partitions of topics the embedded broker creates on first use")
+	fs.Int64Var(&cfg.EmbeddedRetentionBytes, "embedded-retention-bytes", 32<<20, "bytes each partition of the embedded broker keeps before dropping its oldest records")
 	fs.Var(kafkaProps(cfg.Kafka), "kafka", "librdkafka property key=value passed to the Kafka clients (repeatable; in KGATE_KAFKA separate pairs with ';')")
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
@@ -197,6 +201,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--max-inflight-bytes must be positive, got %d", c.MaxInflightBytes)
 	case c.MaxMessageBytes <= 0:
 		return fmt.Errorf("--max-message-bytes must be positive, got %d", c.MaxMessageBytes)
+	case c.EmbeddedRetentionBytes <= 0:
+		return fmt.Errorf("--embedded-retention-bytes must be positive, got %d", c.EmbeddedRetentionBytes)
 	case c.EmbeddedPartitions <= 0:
 		return fmt.Errorf("--embedded-partitions must be positive, got %d", c.EmbeddedPartitions)
 	case c.ShutdownTimeout <= 0:

@@ -20,6 +20,7 @@ func defaultConfig() *Config {
 		Brokers:                "",
 		EmbeddedKafka:          "127.0.0.1:9092",
 		EmbeddedPartitions:     3,
+		EmbeddedRetentionBytes: 32 << 20,
 		Kafka:                  map[string]string{},
 		MaxInflightBytes:       64 << 20,
 		MaxMessageBytes:        1_000_000,

@@ -63,14 +63,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	brokers := cfg.Brokers
 	if brokers == "" {
-		eb, err := startEmbedded(cfg.EmbeddedKafka, cfg.EmbeddedPartitions)
+		eb, err := startEmbedded(cfg.EmbeddedKafka, cfg.EmbeddedPartitions, cfg.EmbeddedRetentionBytes)
 		if err != nil {
 			return err
 		}
 		defer eb.Close()
 		brokers = eb.Addr()
 		log.Warn("NO --brokers GIVEN: running an EMBEDDED IN-MEMORY KAFKA broker. Nothing is durable: every record is lost when the gateway stops. Use --brokers host:port for a real cluster.",
-			"embedded_kafka", brokers, "partitions_per_new_topic", cfg.EmbeddedPartitions)
+			"embedded_kafka", brokers, "partitions_per_new_topic", cfg.EmbeddedPartitions, "retention_bytes_per_partition", cfg.EmbeddedRetentionBytes)
 	}
 
 	prod, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
