@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/grpc/codes"
@@ -237,24 +236,7 @@ func TestSubscribeSurvivesCommitFailuresAndMemberChurn(t *testing.T) {
 		if failed.Load() >= 15 {
 			return nil, nil, false
 		}
-		failed.Add(1)
-		req := kr.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		code := kerr.RebalanceInProgress.Code
-		if failed.Load()%2 == 0 {
-			code = kerr.NotCoordinator.Code
-		}
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return kafkatest.FailedCommit(kr.(*kmsg.OffsetCommitRequest), int64(failed.Add(1))), nil, true
 	})
 
 	group := kafkatest.Name("g")

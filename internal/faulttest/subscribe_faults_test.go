@@ -35,24 +35,7 @@ func failCommits(c *kfake.Cluster, every int) *atomic.Int64 {
 		if n.Add(1)%int64(every) != 0 {
 			return nil, nil, false
 		}
-		failed.Add(1)
-		req := kr.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		code := kerr.RebalanceInProgress.Code
-		if failed.Load()%2 == 0 {
-			code = kerr.NotCoordinator.Code
-		}
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return kafkatest.FailedCommit(kr.(*kmsg.OffsetCommitRequest), failed.Add(1)), nil, true
 	})
 	return &failed
 }
