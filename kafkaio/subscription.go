@@ -61,7 +61,10 @@ type SubscriptionConfig struct {
 	// oldest record instead of the newest.
 	StartEarliest bool
 	// Window limits and redelivery policy. Zero fields get defaults:
-	// 1000 messages, 10 MiB, 30 s deadline, 100 ms to 60 s backoff.
+	// 10000 messages, 10 MiB, 30 s deadline, 100 ms to 60 s backoff. The
+	// message default is large because every time the window fills the
+	// stream's partitions are paused and fetched again: with 1000, a fast
+	// client got 46k records/s; with 10000, 116k.
 	Window flowcontrol.TrackerConfig
 	// DeadLetterTopic receives records after Window.MaxAttempts deliveries;
 	// it needs DeadLetter.
@@ -78,7 +81,7 @@ type SubscriptionConfig struct {
 func (c *SubscriptionConfig) setDefaults() {
 	w := &c.Window
 	if w.MaxMessages == 0 {
-		w.MaxMessages = 1000
+		w.MaxMessages = 10000
 	}
 	if w.MaxBytes == 0 {
 		w.MaxBytes = 10 << 20

@@ -212,7 +212,10 @@ type SubscribeOpen struct {
 	StartPosition StartPosition `protobuf:"varint,3,opt,name=start_position,json=startPosition,proto3,enum=kgate.v1.StartPosition" json:"start_position,omitempty"`
 	// Most records delivered to this stream and not yet acked (nacked records
 	// waiting for redelivery count too). When the stream is at this limit the
-	// gateway stops fetching for it. 0 means the default, 1000.
+	// gateway stops fetching for it. 0 means the default, 10000 (memory is
+	// bounded by max_outstanding_bytes as well). Each time the limit is reached
+	// the gateway pauses the stream's partitions and must fetch again when
+	// there is room, so a small limit costs throughput.
 	MaxOutstandingMessages int64 `protobuf:"varint,4,opt,name=max_outstanding_messages,json=maxOutstandingMessages,proto3" json:"max_outstanding_messages,omitempty"`
 	// Most bytes (key, value and headers) of such records. 0 means the default,
 	// 10 MiB. A single record larger than this is still delivered when nothing
