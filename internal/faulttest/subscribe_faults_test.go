@@ -134,12 +134,13 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 	loadStart := time.Now()
 	joins := 0
 	var prev *stream
-	var prevStop context.CancelFunc
+	var prevStop func() // stops prev's acker and waits for it, so that it sends nothing after the half-close
 	for time.Since(loadStart) < loadFor {
 		s := openStream(t, gw.sub, earliest(topic, group))
 		sctx, sstop := context.WithCancel(ctx)
+		acked := make(chan struct{})
 		wg.Add(1)
-		go func() { defer wg.Done(); ackAll(sctx, s, rec, nil) }()
+		go func() { defer wg.Done(); defer close(acked); ackAll(sctx, s, rec, nil) }()
 		if prev != nil {
 			prevStop()
 			if joins%2 == 0 {
@@ -148,7 +149,7 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 				prev.end(30 * time.Second)
 			}
 		}
-		prev, prevStop = s, sstop
+		prev, prevStop = s, func() { sstop(); <-acked }
 		joins++
 		time.Sleep(time.Second) // the churn's pace
 	}
