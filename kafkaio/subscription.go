@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,6 +195,8 @@ type Subscription struct {
 	dlqCtx     context.Context
 	stored     map[TopicPartition]int64 // last offset stored per partition, for lag
 	held       int                      // records held, as last reported to obs
+	owned      int                      // partitions assigned, per the rebalance callback
+	coop       bool                     // the assignment strategy is cooperative
 	lastLag    time.Time
 }
 
@@ -236,11 +239,15 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		"enable.auto.offset.store":        "false",
 		"go.application.rebalance.enable": "true",
 		"go.logs.channel.enable":          "true",
-		"partition.assignment.strategy":   "cooperative-sticky",
-		"session.timeout.ms":              "10000",
-		"heartbeat.interval.ms":           "1000",
-		"fetch.wait.max.ms":               "50",
-		"queued.min.messages":             "1000",
+		// Eager assignment. librdkafka's cooperative path can hang in
+		// incremental_unassign while a consumer closes during a rebalance
+		// (seen here with many streams ending at once); a hung close keeps a
+		// member alive that holds partitions for ever.
+		"partition.assignment.strategy": "range",
+		"session.timeout.ms":            "10000",
+		"heartbeat.interval.ms":         "1000",
+		"fetch.wait.max.ms":             "50",
+		"queued.min.messages":           "1000",
 		// librdkafka waits this long to fetch again once a partition's
 		// prefetch queue is at its threshold: its 1 s default held a
 		// stream to ~1k records/s.
@@ -277,6 +284,7 @@ func Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Subscription, erro
 		retrySeeks: make(map[TopicPartition]int64),
 		stored:     make(map[TopicPartition]int64),
 		obs:        cfg.Observer,
+		coop:       strings.Contains(fmt.Sprint(cm["partition.assignment.strategy"]), "cooperative"),
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); forwardLogs(c.Logs(), s.log) }()
@@ -611,13 +619,16 @@ func recordOf(m *kafka.Message, id flowcontrol.AckID) *Record {
 // revoked partitions are committed by librdkafka while it unassigns them,
 // before the partitions move, without blocking this goroutine.
 func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
-	coop := c.GetRebalanceProtocol() == "COOPERATIVE"
+	// Not c.GetRebalanceProtocol(): it waits on librdkafka's group thread,
+	// which can deadlock inside this callback while the consumer closes.
+	coop := s.coop
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
 		tps := topicPartitions(e.Partitions)
 		for _, tp := range tps {
 			s.tr.Assign(tp)
 		}
+		s.owned += len(tps)
 		var err error
 		if coop {
 			err = c.IncrementalAssign(e.Partitions)
@@ -634,6 +645,10 @@ func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	case kafka.RevokedPartitions:
 		tps := topicPartitions(e.Partitions)
 		lost := c.AssignmentLost()
+		s.owned -= len(tps)
+		if !coop || s.owned < 0 {
+			s.owned = 0 // eager revokes everything
+		}
 		var store []kafka.TopicPartition
 		for _, tp := range tps {
 			commit, ok := s.tr.Revoke(tp)
@@ -818,6 +833,22 @@ func (s *Subscription) deadLetter(m *kafka.Message, id flowcontrol.AckID) {
 func (s *Subscription) shutdown() {
 	s.drainCommands()
 	s.storeCommits()
+	// Leave the group's assignment while the consumer is in its normal
+	// state: the revocation is served by this goroutine's Poll, which
+	// stores the final offsets, and librdkafka commits them as it
+	// unassigns. Close then has nothing to revoke. (Revocations served
+	// inside Close deadlocked in librdkafka when many streams ended during
+	// a rebalance.)
+	if err := s.c.Unsubscribe(); err != nil {
+		s.log.Warn("unsubscribing", "err", err)
+	}
+	for deadline := time.Now().Add(unsubscribeWait); s.owned > 0 && time.Now().Before(deadline); {
+		if ev := s.c.Poll(50); ev != nil {
+			if _, isMsg := ev.(*kafka.Message); !isMsg {
+				_ = s.handle(ev)
+			}
+		}
+	}
 	if err := s.c.Close(); err != nil {
 		s.log.Warn("closing the consumer", "err", err)
 	}
@@ -827,6 +858,10 @@ func (s *Subscription) shutdown() {
 		s.obs.Lag(s.cfg.Group, tp, -1)
 	}
 }
+
+// unsubscribeWait bounds how long a closing subscription waits for its
+// partitions to be revoked before it closes the consumer anyway.
+const unsubscribeWait = 10 * time.Second
 
 // Subscriber opens Subscriptions against one cluster with shared settings.
 type Subscriber struct {
