@@ -37,9 +37,10 @@ type SubscriberService struct {
 	metrics *Metrics
 	auth    *Auth // set by NewGRPCServer
 
-	shutdown     chan struct{} // closed by Shutdown
-	shutdownOnce sync.Once
-	receivers    sync.WaitGroup // one Recv loop per stream
+	// stopping is done once Shutdown was called; stop makes it so.
+	stopping  context.Context
+	stop      context.CancelFunc
+	receivers sync.WaitGroup // one Recv loop per stream
 }
 
 // NewSubscriberService returns the Subscriber service backed by sub,
@@ -48,13 +49,14 @@ func NewSubscriberService(sub Subscriber, log *slog.Logger, m *Metrics) *Subscri
 	if log == nil {
 		log = slog.Default()
 	}
-	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, shutdown: make(chan struct{})}
+	stopping, stop := context.WithCancel(context.Background())
+	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, stopping: stopping, stop: stop}
 }
 
 // Shutdown ends every stream, present and future, with UNAVAILABLE after
 // committing its acked offsets. It does not wait; see Wait.
 func (s *SubscriberService) Shutdown() {
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
+	s.stop()
 }
 
 // Wait waits for the streams' receive goroutines, which end when their
@@ -92,7 +94,7 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		}
 	}
 	select {
-	case <-s.shutdown:
+	case <-s.stopping.Done():
 		return errShuttingDown
 	default:
 	}
@@ -106,7 +108,7 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 
 	loopCtx, cancelLoop := context.WithCancelCause(ctx)
 	defer cancelLoop(nil)
-	stopOnShutdown := context.AfterFunc(contextOf(s.shutdown), func() { cancelLoop(errShuttingDown) })
+	stopOnShutdown := context.AfterFunc(s.stopping, func() { cancelLoop(errShuttingDown) })
 	defer stopOnShutdown()
 
 	s.receivers.Add(1)
@@ -280,22 +282,3 @@ func topicPartitions(tps []kafkaio.TopicPartition) []*kgatev1.TopicPartition {
 	}
 	return out
 }
-
-// contextOf is a context that is done when ch is closed.
-func contextOf(ch <-chan struct{}) context.Context {
-	return chanContext(ch)
-}
-
-type chanContext <-chan struct{}
-
-func (c chanContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c chanContext) Done() <-chan struct{}       { return c }
-func (c chanContext) Err() error {
-	select {
-	case <-c:
-		return context.Canceled
-	default:
-		return nil
-	}
-}
-func (c chanContext) Value(any) any { return nil }
