@@ -59,13 +59,13 @@ func toStatus(err error, extra ...protoadapt.MessageV1) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isKgateError(err) {
+	var ke *kafkaio.Error
+	isKE := errors.As(err, &ke)
+	if _, ok := status.FromError(err); ok && !isKE {
 		return err
 	}
 	code := codeOf(err)
 	msg := "internal error; see the gateway's log"
-	var ke *kafkaio.Error
-	isKE := errors.As(err, &ke)
 	switch {
 	case isKE:
 		msg = ke.Message
@@ -98,11 +98,6 @@ func retryDelay(e *kafkaio.Error) time.Duration {
 		return e.RetryAfter
 	}
 	return 100 * time.Millisecond
-}
-
-func isKgateError(err error) bool {
-	var ke *kafkaio.Error
-	return errors.As(err, &ke)
 }
 
 // invalidf is the INVALID_ARGUMENT status, with ErrorInfo reason, for input
