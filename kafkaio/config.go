@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -101,8 +100,6 @@ func forwardLogs(logs chan kafka.LogEvent, logger *slog.Logger) {
 	}
 }
 
-var legalTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
 // ValidateTopic reports whether name is a legal Kafka topic name, with a
 // message a person can act on when it is not.
 func ValidateTopic(name string) error {
@@ -113,8 +110,22 @@ func ValidateTopic(name string) error {
 		return errorf(KindInvalid, ReasonInvalidTopic, "topic %q is not allowed by Kafka", name)
 	case len(name) > 249:
 		return errorf(KindInvalid, ReasonInvalidTopic, "topic name is %d characters long; Kafka allows at most 249", len(name))
-	case !legalTopic.MatchString(name):
+	case !legalTopicChars(name):
 		return errorf(KindInvalid, ReasonInvalidTopic, "topic %q has characters Kafka does not allow: use only ASCII letters, digits, '.', '_' and '-'", name)
 	}
 	return nil
+}
+
+// legalTopicChars reports whether name has only the characters Kafka allows
+// in topic names: ASCII letters, digits, '.', '_' and '-'. (Checked on every
+// publish; a regular expression cost 2% of the gateway's CPU.)
+func legalTopicChars(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

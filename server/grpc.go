@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,20 +15,6 @@ import (
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 )
-
-// codeToLevel is the log level of a finished call by its status code.
-func codeToLevel(c codes.Code) logging.Level {
-	switch c {
-	case codes.OK, codes.Canceled:
-		return logging.LevelDebug
-	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied,
-		codes.FailedPrecondition, codes.OutOfRange, codes.ResourceExhausted, codes.DeadlineExceeded:
-		return logging.LevelInfo
-	case codes.Unavailable, codes.Aborted:
-		return logging.LevelWarn
-	}
-	return logging.LevelError
-}
 
 // Service names as registered, for health checks.
 const (
@@ -67,20 +52,13 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		log = slog.Default()
 	}
 	log = log.With("component", "grpc")
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	// One line per finished call: successful calls at debug level (at info
-	// they cost a quarter of the gateway's CPU under load), client errors at
-	// info, server-side failures at warn/error. Payloads are never logged.
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeToLevel),
-		logging.WithFieldsFromContext(requestIDFields)}
+	calls := callLog{log: log}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; see the gateway's log")
 	})}
-	unary := []grpc.UnaryServerInterceptor{requestIDUnary, logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{requestIDStream, logging.StreamServerInterceptor(logger, logOpts...)}
+	unary := []grpc.UnaryServerInterceptor{calls.unary}
+	stream := []grpc.StreamServerInterceptor{calls.stream}
 	if cfg.Metrics != nil {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())

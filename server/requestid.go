@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"sync/atomic"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
@@ -34,7 +33,7 @@ func withRequestID(ctx context.Context) context.Context {
 	if id == "" {
 		id = newRequestID()
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
@@ -59,20 +58,4 @@ func newRequestID() string {
 		n >>= 4
 	}
 	return string(b[:])
-}
-
-func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(withRequestID(ctx), req)
-}
-
-func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &ctxStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
-}
-
-// requestIDFields adds the request id to the logging interceptor's line.
-func requestIDFields(ctx context.Context) logging.Fields {
-	if id := RequestID(ctx); id != "" {
-		return logging.Fields{"request_id", id}
-	}
-	return nil
 }

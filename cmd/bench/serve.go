@@ -107,7 +107,7 @@ func serveGateway(brokers string, props map[string]string, maxInflight int64, cp
 	metrics := server.NewMetrics(prod)
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: props, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics})
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics}, server.ServerOptions(server.Limits{})...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		prod.Close(context.Background())
