@@ -33,6 +33,7 @@ func FuzzSubscriptionConfig(f *testing.F) {
 	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", AckDeadline: &durationpb.Duration{Seconds: 1, Nanos: -1}})
 	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MinBackoff: &durationpb.Duration{Seconds: 315576000001}})
 	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MaxBackoff: durationpb.New(11 * time.Minute)})
+	seed(&kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g", MaxMessagesPerResponse: 1001})
 	seed(&kgatev1.SubscribeOpen{StartPosition: 99, MaxDeliveryAttempts: -3, DeadLetterTopic: ".."})
 	f.Add([]byte{0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -55,6 +56,9 @@ func FuzzSubscriptionConfig(f *testing.F) {
 		}
 		if w.MaxMessages > 1_000_000 || int64(w.MaxMessages) != o.GetMaxOutstandingMessages() {
 			t.Fatalf("subscriptionConfig(%v): max messages %d from %d", &o, w.MaxMessages, o.GetMaxOutstandingMessages())
+		}
+		if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
+			t.Fatalf("subscriptionConfig(%v) accepted max_messages_per_response %d", &o, n)
 		}
 	})
 }

@@ -117,25 +117,91 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		cancelLoop(s.receive(loopCtx, stream, sub, cfg.Window.AckDeadline, open.GetAutoAck()))
 	}()
 
+	snd := sender{stream: stream, batchMax: int(open.GetMaxMessagesPerResponse())}
 	var sent []string // ack ids to auto-ack once sent
 	for {
 		evs, err := sub.Next(loopCtx)
 		if err != nil {
 			return s.endOf(ctx, loopCtx, sub, err)
 		}
-		for _, ev := range evs {
-			if err := stream.Send(response(ev)); err != nil {
-				return err
-			}
-			if open.GetAutoAck() && ev.Record != nil {
-				sent = append(sent, ev.Record.AckID)
-			}
+		if err := snd.send(evs); err != nil {
+			return err
 		}
-		if len(sent) > 0 {
-			sub.Ack(loopCtx, sent)
-			sent = sent[:0]
+		if open.GetAutoAck() {
+			for _, ev := range evs {
+				if ev.Record != nil {
+					sent = append(sent, ev.Record.AckID)
+				}
+			}
+			if len(sent) > 0 {
+				sub.Ack(loopCtx, sent)
+				sent = sent[:0]
+			}
 		}
 	}
+}
+
+// maxBatchBytes bounds the keys, values and headers in one `messages`
+// response, well below gRPC's default 4 MiB limit on received messages.
+const maxBatchBytes = 1 << 20
+
+// maxBatchMessages bounds open.max_messages_per_response.
+const maxBatchMessages = 1000
+
+// sender sends a stream's events in order: an assignment in a response of
+// its own; records one per response, or with batchMax > 1 as batches of
+// the records that are ready, up to batchMax records and maxBatchBytes.
+type sender struct {
+	stream   kgatev1.Subscriber_SubscribeServer
+	batchMax int
+	batch    []*kgatev1.ReceivedMessage
+	bytes    int
+}
+
+func (s *sender) send(evs []kafkaio.Event) error {
+	for _, ev := range evs {
+		r := ev.Record
+		if r == nil {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
+			if err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}); err != nil {
+				return err
+			}
+			continue
+		}
+		if s.batchMax <= 1 {
+			if err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: receivedMessage(r)}}); err != nil {
+				return err
+			}
+			continue
+		}
+		size := len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		if len(s.batch) > 0 && (len(s.batch) >= s.batchMax || s.bytes+size > maxBatchBytes) {
+			if err := s.flush(); err != nil {
+				return err
+			}
+		}
+		s.batch = append(s.batch, receivedMessage(r))
+		s.bytes += size
+	}
+	return s.flush()
+}
+
+// flush sends the batch, if any. The batch's slice is reused: Send has
+// marshalled the response when it returns.
+func (s *sender) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{Messages: s.batch}}})
+	clear(s.batch)
+	s.batch, s.bytes = s.batch[:0], 0
+	return err
 }
 
 // endOf turns the reason the stream loop stopped into the RPC's status,
@@ -225,6 +291,9 @@ func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, e
 			MaxAttempts: o.GetMaxDeliveryAttempts(),
 		},
 	}
+	if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
+		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_messages_per_response %d is out of range: use 1 to %d, or 0 for one record per response", n, maxBatchMessages)
+	}
 	if o.GetMaxOutstandingMessages() > 1_000_000 {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_outstanding_messages %d is out of range: use 1 to 1000000, or 0 for the default", o.GetMaxOutstandingMessages())
 	}
@@ -251,28 +320,24 @@ func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, e
 	return cfg, nil
 }
 
-func response(ev kafkaio.Event) *kgatev1.SubscribeResponse {
-	if r := ev.Record; r != nil {
-		m := &kgatev1.ReceivedMessage{
-			AckId:           r.AckID,
-			Topic:           r.Topic,
-			Partition:       r.Partition,
-			Offset:          r.Offset,
-			Key:             r.Key,
-			Value:           r.Value,
-			Timestamp:       timestamppb.New(r.Timestamp),
-			DeliveryAttempt: r.Attempt,
-		}
-		if len(r.Headers) > 0 {
-			m.Headers = make([]*kgatev1.Header, len(r.Headers))
-			for i, h := range r.Headers {
-				m.Headers[i] = &kgatev1.Header{Key: h.Key, Value: h.Value}
-			}
-		}
-		return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: m}}
+func receivedMessage(r *kafkaio.Record) *kgatev1.ReceivedMessage {
+	m := &kgatev1.ReceivedMessage{
+		AckId:           r.AckID,
+		Topic:           r.Topic,
+		Partition:       r.Partition,
+		Offset:          r.Offset,
+		Key:             r.Key,
+		Value:           r.Value,
+		Timestamp:       timestamppb.New(r.Timestamp),
+		DeliveryAttempt: r.Attempt,
 	}
-	a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
-	return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}
+	if len(r.Headers) > 0 {
+		m.Headers = make([]*kgatev1.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			m.Headers[i] = &kgatev1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return m
 }
 
 func topicPartitions(tps []kafkaio.TopicPartition) []*kgatev1.TopicPartition {

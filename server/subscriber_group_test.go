@@ -114,15 +114,17 @@ func TestSubscribeRejectsBadOpensWithClearStatus(t *testing.T) {
 		wantCode codes.Code
 		wantMsg  string
 	}{
-		0: {ack, codes.InvalidArgument, "first message on a Subscribe stream must be `open`"},
-		1: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}}), codes.InvalidArgument, "group is empty"},
-		2: {openReq(&kgatev1.SubscribeOpen{Group: "g"}), codes.InvalidArgument, "no topics"},
-		3: {openReq(&kgatev1.SubscribeOpen{Topics: []string{"bad topic"}, Group: "g"}), codes.InvalidArgument, "characters Kafka does not allow"},
-		4: {openReq(&kgatev1.SubscribeOpen{Topics: []string{kafkatest.Name("missing")}, Group: "g"}), codes.NotFound, "does not exist"},
-		5: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxDeliveryAttempts: 3}), codes.InvalidArgument, "needs dead_letter_topic"},
-		6: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", AckDeadline: durationpb.New(time.Hour)}), codes.InvalidArgument, "ack_deadline"},
-		7: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxOutstandingMessages: -1}), codes.InvalidArgument, "max_outstanding_messages"},
-		8: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MinBackoff: durationpb.New(time.Minute), MaxBackoff: durationpb.New(time.Second)}), codes.InvalidArgument, "max_backoff"},
+		0:  {ack, codes.InvalidArgument, "first message on a Subscribe stream must be `open`"},
+		1:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}}), codes.InvalidArgument, "group is empty"},
+		2:  {openReq(&kgatev1.SubscribeOpen{Group: "g"}), codes.InvalidArgument, "no topics"},
+		3:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{"bad topic"}, Group: "g"}), codes.InvalidArgument, "characters Kafka does not allow"},
+		4:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{kafkatest.Name("missing")}, Group: "g"}), codes.NotFound, "does not exist"},
+		5:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxDeliveryAttempts: 3}), codes.InvalidArgument, "needs dead_letter_topic"},
+		6:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", AckDeadline: durationpb.New(time.Hour)}), codes.InvalidArgument, "ack_deadline"},
+		7:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxOutstandingMessages: -1}), codes.InvalidArgument, "max_outstanding_messages"},
+		8:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MinBackoff: durationpb.New(time.Minute), MaxBackoff: durationpb.New(time.Second)}), codes.InvalidArgument, "max_backoff"},
+		9:  {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxMessagesPerResponse: 1001}), codes.InvalidArgument, "max_messages_per_response 1001 is out of range"},
+		10: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxMessagesPerResponse: -1}), codes.InvalidArgument, "max_messages_per_response"},
 	} {
 		s := openStream(t, gw, nil)
 		s.send(tc.first)

@@ -35,6 +35,10 @@ type stream struct {
 	endErr  error // set before done is closed
 	sendMu  sync.Mutex
 	own     map[string]bool // partitions owned, as far as owned() has read
+
+	shapeMu sync.Mutex
+	singles int   // records that came as `message`
+	batches []int // sizes of the `messages` responses
 }
 
 // openStream opens a Subscribe stream; it is cancelled and its receiver
@@ -61,7 +65,17 @@ func openStream(t testing.TB, gw *gateway, open *kgatev1.SubscribeOpen) *stream 
 				return
 			}
 			if m := resp.GetMessage(); m != nil {
+				s.shapeMu.Lock()
+				s.singles++
+				s.shapeMu.Unlock()
 				s.msgs <- m
+			} else if b := resp.GetMessages(); b != nil {
+				s.shapeMu.Lock()
+				s.batches = append(s.batches, len(b.GetMessages()))
+				s.shapeMu.Unlock()
+				for _, m := range b.GetMessages() {
+					s.msgs <- m
+				}
 			} else if a := resp.GetAssignment(); a != nil {
 				s.assigns <- a
 			}
@@ -72,6 +86,14 @@ func openStream(t testing.TB, gw *gateway, open *kgatev1.SubscribeOpen) *stream 
 		<-s.done
 	})
 	return s
+}
+
+// shape returns how many records came as single `message` responses, and
+// the sizes of the `messages` batches, so far.
+func (s *stream) shape() (singles int, batches []int) {
+	s.shapeMu.Lock()
+	defer s.shapeMu.Unlock()
+	return s.singles, append([]int(nil), s.batches...)
 }
 
 func (s *stream) send(req *kgatev1.SubscribeRequest) {

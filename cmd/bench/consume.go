@@ -48,8 +48,9 @@ func (s *seen) add(p int32, off int64) bool {
 // subscribeN opens streams Subscribe streams in one new group on topic,
 // from the earliest offset, over conns, and receives until n distinct
 // records arrived. Each stream acks what it received in batches of
-// ackBatch.
-func subscribeN(ctx context.Context, conns []*grpc.ClientConn, topic string, streams, n, ackBatch int) consumeStats {
+// ackBatch. With batch > 1 the streams ask for up to batch records per
+// response (max_messages_per_response).
+func subscribeN(ctx context.Context, conns []*grpc.ClientConn, topic string, streams, n, ackBatch, batch int) consumeStats {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	group := fmt.Sprintf("kgate-bench-%d", time.Now().UnixNano())
@@ -71,6 +72,7 @@ func subscribeN(ctx context.Context, conns []*grpc.ClientConn, topic string, str
 			}
 			open := &kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: &kgatev1.SubscribeOpen{
 				Topics: []string{topic}, Group: group, StartPosition: kgatev1.StartPosition_START_POSITION_EARLIEST,
+				MaxMessagesPerResponse: int32(batch),
 			}}}
 			if err := st.Send(open); err != nil {
 				errs <- err
@@ -85,21 +87,23 @@ func subscribeN(ctx context.Context, conns []*grpc.ClientConn, topic string, str
 					}
 					return
 				}
-				m := resp.GetMessage()
-				if m == nil {
-					continue // assignment notice
+				ms := resp.GetMessages().GetMessages()
+				if m := resp.GetMessage(); m != nil {
+					ms = []*kgatev1.ReceivedMessage{m}
 				}
-				firstOnce.Do(func() { first = time.Now() })
-				if sn.add(m.GetPartition(), m.GetOffset()) {
-					if unique.Add(1) == int64(n) {
-						lastOnce.Do(func() { last = time.Now() })
-						cancel()
-						return
+				for _, m := range ms {
+					firstOnce.Do(func() { first = time.Now() })
+					if sn.add(m.GetPartition(), m.GetOffset()) {
+						if unique.Add(1) == int64(n) {
+							lastOnce.Do(func() { last = time.Now() })
+							cancel()
+							return
+						}
+					} else {
+						dup.Add(1)
 					}
-				} else {
-					dup.Add(1)
+					acks = append(acks, m.GetAckId())
 				}
-				acks = append(acks, m.GetAckId())
 				if len(acks) >= ackBatch {
 					if err := st.Send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: acks}}}); err != nil {
 						if ctx.Err() == nil {

@@ -55,6 +55,7 @@ type options struct {
 	partitions   int
 	consumeN     int
 	ackBatch     int
+	subBatch     int
 	overloadConc int
 	overloadQ    int
 	overloadMax  int64
@@ -65,6 +66,7 @@ type options struct {
 	cpuprofile   string
 	profConc     int
 	profDur      time.Duration
+	profPhase    string
 }
 
 func main() {
@@ -81,8 +83,9 @@ func main() {
 	flag.StringVar(&conc, "conc", "1,64,512", "concurrencies (requests in flight) of the produce phases")
 	flag.IntVar(&o.conns, "conns", 8, "gRPC client connections, used round-robin by the workers")
 	flag.IntVar(&o.partitions, "partitions", 8, "partitions of the topics the bench creates")
-	flag.IntVar(&o.consumeN, "consume-n", 100_000, "records read by each consume phase")
+	flag.IntVar(&o.consumeN, "consume-n", 300_000, "records read by each consume phase")
 	flag.IntVar(&o.ackBatch, "ack-batch", 100, "Subscribe acks are sent in batches of this many ack ids")
+	flag.IntVar(&o.subBatch, "subscribe-batch", 500, "max_messages_per_response of the batched Subscribe phases")
 	flag.IntVar(&o.overloadConc, "overload-conc", 2048, "requests in flight during the overload phase (retried at once when rejected)")
 	flag.IntVar(&o.overloadQ, "overload-queue", 1000, "queue.buffering.max.messages of the overload phase's gateway")
 	flag.Int64Var(&o.overloadMax, "overload-max-inflight-bytes", 64<<20, "--max-inflight-bytes of the overload phase's gateway")
@@ -90,9 +93,10 @@ func main() {
 	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,overload (default all)")
 	flag.StringVar(&o.jsonOut, "json", "", "write all results to this JSON file")
 	flag.StringVar(&o.compare, "compare", "", "print the differences from the results in this JSON file (written by --json)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "profile mode: run the gateway in a child of this binary (wired from kafkaio and server) with runtime/pprof writing this file, under kgate Publish load")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "profile mode: run the gateway in a child of this binary (wired from kafkaio and server) with runtime/pprof writing this file, under the load of --profile-phase")
 	flag.IntVar(&o.profConc, "profile-conc", 64, "concurrency of the profile mode's load")
-	flag.DurationVar(&o.profDur, "profile-duration", 10*time.Second, "duration of the profile mode's load")
+	flag.DurationVar(&o.profDur, "profile-duration", 10*time.Second, "duration of the profile mode's load (publish)")
+	flag.StringVar(&o.profPhase, "profile-phase", "publish", "load of the profile mode: publish (unary Publish at --profile-conc), or subscribe (one Subscribe stream reading 10 × --consume-n records)")
 	flag.BoolVar(&noop, "noop-server", false, "internal: serve the no-op gRPC Publisher")
 	flag.BoolVar(&serveGw, "serve-gateway", false, "internal: serve the gateway in this process")
 	flag.StringVar(&serveBrokers, "serve-brokers", "", "internal: --serve-gateway's brokers")

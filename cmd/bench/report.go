@@ -180,9 +180,10 @@ func printRatios(w io.Writer, rs []Result, conc []int) {
 	}
 	_ = tw.Flush()
 	if d := find(rs, "d direct-consume", 1); d != nil {
-		for _, s := range []int{1, 4} {
-			if k := find(rs, fmt.Sprintf("d kgate-subscribe×%d", s), s); k != nil {
-				fmt.Fprintf(w, "d kgate×%d/direct: msgs/s %s, cpu/msg (gateway vs bench process) %s\n", s, ratio(k.MsgsPerSec, d.MsgsPerSec), ratio(k.CPUusPerMsg, d.CPUusPerMsg))
+		for i := range rs {
+			k := &rs[i]
+			if name, ok := strings.CutPrefix(k.Scenario, "d kgate-subscribe"); ok {
+				fmt.Fprintf(w, "d kgate%s/direct: msgs/s %s, cpu/msg (gateway vs bench process) %s\n", name, ratio(k.MsgsPerSec, d.MsgsPerSec), ratio(k.CPUusPerMsg, d.CPUusPerMsg))
 			}
 		}
 	}

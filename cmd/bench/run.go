@@ -271,45 +271,66 @@ func (e *env) grpcProduce(ctx context.Context, name string, srv *child, stream b
 	return nil
 }
 
-// consume is phase d: N records read by a direct consumer, one Subscribe
-// stream and four streams of one group.
+// subscribeRun is one Subscribe measurement: streams streams of one group,
+// asking for batch records per response (0: one per response).
+type subscribeRun struct{ streams, batch int }
+
+// consume is phase d: N records read by a direct consumer; by one
+// Subscribe stream taking one record per response; and by one and by four
+// streams of one group taking batches.
 func (e *env) consume(ctx context.Context, gw *child) error {
-	n := e.o.consumeN
+	b := e.o.subBatch
+	return e.consumeWith(ctx, gw, e.o.consumeN, []subscribeRun{{1, 0}, {1, b}, {4, b}}, true)
+}
+
+// consumeKgate fills a topic with n records and reads them with Subscribe
+// streams only.
+func (e *env) consumeKgate(ctx context.Context, gw *child, n int, runs []subscribeRun) error {
+	return e.consumeWith(ctx, gw, n, runs, false)
+}
+
+func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscribeRun, direct bool) error {
 	topic, err := e.createTopic(ctx, "bench-consume")
 	if err != nil {
 		return err
 	}
 	defer e.deleteTopic(topic)
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := kafkaio.BenchFill(fctx, e.brokers, topic, e.o.size, n); err != nil {
 		return fmt.Errorf("filling %s: %w", topic, err)
 	}
-	m := newCPUMeter(os.Getpid(), e.brokerPID)
-	m.start()
-	dr, err := kafkaio.BenchDirectConsume(fctx, e.brokers, topic, n)
-	m.stop()
-	if err != nil {
-		return fmt.Errorf("direct consume: %w", err)
+	if direct {
+		m := newCPUMeter(os.Getpid(), e.brokerPID)
+		m.start()
+		dr, err := kafkaio.BenchDirectConsume(fctx, e.brokers, topic, n)
+		m.stop()
+		if err != nil {
+			return fmt.Errorf("direct consume: %w", err)
+		}
+		r := consumeResult("d direct-consume", 1, dr.Messages, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
+		r.Note += "; cpu = bench process"
+		e.add(r)
 	}
-	r := consumeResult("d direct-consume", 1, dr.Messages, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
-	r.Note += "; cpu = bench process"
-	e.add(r)
 
 	conns, err := dialAll(gw.addr, e.o.conns)
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
-	for _, streams := range []int{1, 4} {
+	for _, r := range runs {
 		m := newCPUMeter(gw.pid, e.brokerPID)
 		m.start()
-		s := subscribeN(fctx, conns, topic, streams, n, e.o.ackBatch)
+		s := subscribeN(fctx, conns, topic, r.streams, n, e.o.ackBatch, r.batch)
 		m.stop()
 		if s.err != nil {
-			return fmt.Errorf("kgate subscribe with %d streams: %w\ngateway output:\n%s", streams, s.err, gw.output())
+			return fmt.Errorf("kgate subscribe with %d streams: %w\ngateway output:\n%s", r.streams, s.err, gw.output())
 		}
-		e.add(consumeResult(fmt.Sprintf("d kgate-subscribe×%d", streams), streams, s.unique, s.dup, s.firstAfter, s.elapsed, m, e.o.size))
+		name := fmt.Sprintf("d kgate-subscribe×%d", r.streams)
+		if r.batch > 1 {
+			name += fmt.Sprintf(" batch %d", r.batch)
+		}
+		e.add(consumeResult(name, r.streams, s.unique, s.dup, s.firstAfter, s.elapsed, m, e.o.size))
 	}
 	return nil
 }
@@ -379,10 +400,20 @@ func runProfile(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("profiling the gateway (pid %d, %s) under kgate Publish at concurrency %d for %v\n", gw.pid, gw.addr, o.profConc, o.profDur)
-	o.conc, o.duration = []int{o.profConc}, o.profDur
-	if err := e.grpcProduce(ctx, "c kgate-publish", gw, false); err != nil {
-		return err
+	switch o.profPhase {
+	case "publish":
+		fmt.Printf("profiling the gateway (pid %d, %s) under kgate Publish at concurrency %d for %v\n", gw.pid, gw.addr, o.profConc, o.profDur)
+		o.conc, o.duration = []int{o.profConc}, o.profDur
+		if err := e.grpcProduce(ctx, "c kgate-publish", gw, false); err != nil {
+			return err
+		}
+	case "subscribe":
+		fmt.Printf("profiling the gateway (pid %d, %s) under one Subscribe stream reading %d records in batches of up to %d\n", gw.pid, gw.addr, 10*o.consumeN, o.subBatch)
+		if err := e.consumeKgate(ctx, gw, 10*o.consumeN, []subscribeRun{{1, o.subBatch}}); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--profile-phase %q: want publish or subscribe", o.profPhase)
 	}
 	gw.stop() // SIGTERM: the child writes the profile
 	printTable(os.Stdout, e.results, o)

@@ -35,7 +35,8 @@ type SubscriberClient interface {
 	//
 	// The client's first message must be `open`. The gateway then sends an
 	// `assignment` whenever the stream's partitions change and a `message` for
-	// every record. The client answers with `ack` (processed), `nack`
+	// every record (or `messages`, batches of records, when the client asked
+	// for them with `open.max_messages_per_response`). The client answers with `ack` (processed), `nack`
 	// (redeliver, optionally after a delay) or `extend` (more time) at any time,
 	// in any order, for any number of ack ids.
 	//
@@ -105,7 +106,8 @@ type SubscriberServer interface {
 	//
 	// The client's first message must be `open`. The gateway then sends an
 	// `assignment` whenever the stream's partitions change and a `message` for
-	// every record. The client answers with `ack` (processed), `nack`
+	// every record (or `messages`, batches of records, when the client asked
+	// for them with `open.max_messages_per_response`). The client answers with `ack` (processed), `nack`
 	// (redeliver, optionally after a delay) or `extend` (more time) at any time,
 	// in any order, for any number of ack ids.
 	//
