@@ -137,6 +137,10 @@ type Producer struct {
 	mu       sync.RWMutex // guards closed; held for reading while producing
 	closed   bool
 	inflight sync.WaitGroup // messages handed to librdkafka and not yet reported
+	queued   atomic.Int64   // the same messages, counted for Saturated
+	queueMax int64          // librdkafka's queue.buffering.max.messages
+	// What Saturated returns, made once.
+	queueFullErr, budgetSpentErr *Error
 
 	topicsMu sync.Mutex
 	topics   map[string]topicMeta
@@ -211,11 +215,21 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, fmt.Errorf("creating Kafka producer: %w", err)
 	}
 	p := &Producer{
-		cfg:    cfg,
-		kp:     kp,
-		budget: flowcontrol.NewBudget(cfg.MaxInflightBytes),
-		log:    cfg.Logger.With("component", "producer"),
-		topics: make(map[string]topicMeta),
+		cfg:      cfg,
+		kp:       kp,
+		budget:   flowcontrol.NewBudget(cfg.MaxInflightBytes),
+		log:      cfg.Logger.With("component", "producer"),
+		topics:   make(map[string]topicMeta),
+		queueMax: librdkafkaQueueMax,
+	}
+	p.queueFullErr = &Error{Kind: KindExhausted, Reason: ReasonQueueFull, RetryAfter: cfg.RetryAfter,
+		Message: "the Kafka producer queue is full; retry after the delay in RetryInfo"}
+	p.budgetSpentErr = &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: cfg.RetryAfter,
+		Message: fmt.Sprintf("the gateway's in-flight budget (%d bytes) is spent; retry after the delay in RetryInfo", cfg.MaxInflightBytes)}
+	if v, err := cm.Get("queue.buffering.max.messages", nil); err == nil && v != nil {
+		if n, err := strconv.ParseInt(fmt.Sprint(v), 10, 64); err == nil && n > 0 {
+			p.queueMax = n
+		}
 	}
 	p.loops.Add(2)
 	go func() { defer p.loops.Done(); p.deliveryLoop() }()
@@ -243,6 +257,7 @@ func (p *Producer) deliveryLoop() {
 				r.Offset = int64(e.TopicPartition.Offset)
 			}
 			p.budget.Release(d.size)
+			p.queued.Add(-1)
 			d.complete(d.i, r)
 			p.inflight.Done()
 		case kafka.Error:
@@ -397,7 +412,9 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 			}
 		}
 		p.inflight.Add(1)
+		p.queued.Add(1)
 		if err := p.kp.Produce(km, nil); err != nil {
+			p.queued.Add(-1)
 			p.inflight.Done()
 			var unsent int64
 			for j := i; j < len(msgs); j++ {
@@ -412,6 +429,27 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 		}
 	}
 	return len(msgs), nil
+}
+
+// librdkafkaQueueMax is librdkafka's default queue.buffering.max.messages.
+const librdkafkaQueueMax = 100_000
+
+// Saturated returns the *Error (KindExhausted) that Publish would return
+// for any message right now, or nil: when the producer's queue holds
+// queue.buffering.max.messages messages, or when less of the in-flight
+// budget is free than the smallest message counts (128 bytes) or than
+// 1/1024 of the budget, whichever is more. It reads two counters and
+// nothing else and allocates nothing, so that a server can refuse calls
+// with it before reading their requests. The *Error returned is shared by
+// all callers: do not modify it.
+func (p *Producer) Saturated() *Error {
+	if p.queued.Load() >= p.queueMax {
+		return p.queueFullErr
+	}
+	if used := p.budget.Used(); used > 0 && p.budget.Limit()-used < max(budgetOverhead, p.budget.Limit()/1024) {
+		return p.budgetSpentErr
+	}
+	return nil
 }
 
 // partitions returns the partition count of topic from a cache of at most

@@ -63,14 +63,16 @@ func (l callLog) finished(ctx context.Context, fullMethod string, start time.Tim
 
 // codeToLevel is the log level of a finished call by its status code:
 // successful and cancelled calls at debug (at info they would cost a
-// quarter of the gateway's CPU under load), client errors at info,
+// quarter of the gateway's CPU under load), and so are refusals for
+// capacity, which come by the thousand exactly when the gateway is busiest
+// (kgate_publish_rejections_total counts them); client errors at info,
 // unavailability at warn, server-side failures at error.
 func codeToLevel(c codes.Code) slog.Level {
 	switch c {
-	case codes.OK, codes.Canceled:
+	case codes.OK, codes.Canceled, codes.ResourceExhausted:
 		return slog.LevelDebug
 	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.Unauthenticated, codes.PermissionDenied,
-		codes.FailedPrecondition, codes.OutOfRange, codes.ResourceExhausted, codes.DeadlineExceeded:
+		codes.FailedPrecondition, codes.OutOfRange, codes.DeadlineExceeded:
 		return slog.LevelInfo
 	case codes.Unavailable, codes.Aborted:
 		return slog.LevelWarn

@@ -69,6 +69,7 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
+		grpc.InTapHandle(cfg.Publisher.admit),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, opts...)

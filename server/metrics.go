@@ -19,16 +19,18 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	grpc     *grpcprom.ServerMetrics
 
-	publishSeconds  *prometheus.HistogramVec
-	publishMessages *prometheus.CounterVec
-	rejections      *prometheus.CounterVec
-	streams         *prometheus.GaugeVec
-	outstanding     prometheus.Gauge
-	redeliveries    *prometheus.CounterVec
-	deadLetters     *prometheus.CounterVec
-	ignoredAcks     *prometheus.CounterVec
-	commits         *prometheus.CounterVec
-	lag             *prometheus.GaugeVec
+	publishSeconds                  *prometheus.HistogramVec
+	publishMessages                 *prometheus.CounterVec
+	rejections                      *prometheus.CounterVec
+	refusedCalls                    *prometheus.CounterVec
+	refusedQueueFull, refusedBudget prometheus.Counter
+	streams                         *prometheus.GaugeVec
+	outstanding                     prometheus.Gauge
+	redeliveries                    *prometheus.CounterVec
+	deadLetters                     *prometheus.CounterVec
+	ignoredAcks                     *prometheus.CounterVec
+	commits                         *prometheus.CounterVec
+	lag                             *prometheus.GaugeVec
 }
 
 // ProducerStats is what the metrics read from the producer when scraped;
@@ -58,6 +60,9 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_publish_rejections_total", Help: "Messages refused for capacity (RESOURCE_EXHAUSTED), by reason.",
 		}, []string{"reason"}),
+		refusedCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_publish_refused_calls_total", Help: "Publish calls refused with RESOURCE_EXHAUSTED before their request was read (producer queue or in-flight budget full), by reason.",
+		}, []string{"reason"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kgate_streams", Help: "Open streams, by RPC.",
 		}, []string{"rpc"}),
@@ -80,11 +85,13 @@ func NewMetrics(prod ProducerStats) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.streams,
+	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.streams,
 		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
+	m.refusedQueueFull = m.refusedCalls.WithLabelValues(kafkaio.ReasonQueueFull)
+	m.refusedBudget = m.refusedCalls.WithLabelValues(kafkaio.ReasonBudgetExhausted)
 	if prod != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kgate_producer_queue_messages", Help: "Messages in the Kafka producer's queue (not yet acknowledged)."},
 			func() float64 { return float64(prod.QueueMessages()) }))
@@ -109,6 +116,19 @@ func (m *Metrics) messages(code codes.Code, reason string, n int) {
 	m.publishMessages.WithLabelValues(code.String()).Add(float64(n))
 	if code == codes.ResourceExhausted {
 		m.rejections.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+func (m *Metrics) refused(reason string) {
+	if m != nil {
+		switch reason { // the two reasons Saturated gives, without a label lookup
+		case kafkaio.ReasonQueueFull:
+			m.refusedQueueFull.Inc()
+		case kafkaio.ReasonBudgetExhausted:
+			m.refusedBudget.Inc()
+		default:
+			m.refusedCalls.WithLabelValues(reason).Inc()
+		}
 	}
 }
 

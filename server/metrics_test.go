@@ -48,6 +48,14 @@ func scrape(t testing.TB, url string) map[string]float64 {
 	return out
 }
 
+// gatherSamples scrapes the test gateway's metrics over HTTP.
+func gatherSamples(t testing.TB, gw *gateway) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(gw.metrics.Registry, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	return scrape(t, srv.URL+"/metrics")
+}
+
 // sum adds the samples whose name is name and whose labels contain every
 // one of labels.
 func sum(samples map[string]float64, name string, labels ...string) (total float64, found bool) {

@@ -273,3 +273,80 @@ func (so *streamOps) close() {
 	}
 	so.cancel()
 }
+
+// runOpenLoad starts op at rate calls per second, each call on its own
+// goroutine and never retried, the way calls from many independent
+// producers arrive: a slow answer does not slow the arrivals. Calls started
+// during warmup are not recorded; calls started during dur are. At most
+// maxInflight calls run at once; a call due beyond that is not made and
+// counted in skipped (the client, not the gateway, could not keep up).
+// meter brackets the measurement window.
+func runOpenLoad(ctx context.Context, rate int, warmup, dur time.Duration, o op, meter *cpuMeter, maxInflight int) (s loadStats, skipped int64) {
+	opCtx, cancelOps := context.WithCancel(ctx)
+	defer cancelOps()
+	var (
+		mu  sync.Mutex // guards s
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, maxInflight)
+	)
+	call := func(i int, measured bool) {
+		defer wg.Done()
+		defer func() { <-sem }()
+		t := time.Now()
+		res, err := o(opCtx, i)
+		d := time.Since(t)
+		if !measured {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch res {
+		case opOK:
+			s.ok++
+			s.okLat.record(d)
+		case opRejected:
+			s.rejected++
+			s.rejLat.record(d)
+		default:
+			s.errors++
+			if s.firstErr == "" {
+				s.firstErr = err.Error()
+			}
+		}
+	}
+	begin := time.Now()
+	measureFrom, end := begin.Add(warmup), begin.Add(warmup+dur)
+	started := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	metering := false
+	for now := begin; now.Before(end) && ctx.Err() == nil; now = <-tick.C {
+		if !metering && !now.Before(measureFrom) {
+			metering = true
+			meter.start()
+		}
+		due := int(float64(rate) * now.Sub(begin).Seconds())
+		for ; started < due; started++ {
+			select {
+			case sem <- struct{}{}:
+				wg.Add(1)
+				go call(started, metering)
+			default:
+				if metering {
+					skipped++
+				}
+			}
+		}
+	}
+	s.elapsed = time.Since(measureFrom)
+	meter.stop()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		cancelOps()
+		<-stopped
+	}
+	return s, skipped
+}

@@ -45,28 +45,30 @@ func (k kvFlag) Set(s string) error {
 }
 
 type options struct {
-	brokers      string
-	binDir       string
-	size         int
-	duration     time.Duration
-	warmup       time.Duration
-	conc         []int
-	conns        int
-	partitions   int
-	consumeN     int
-	ackBatch     int
-	subBatch     int
-	overloadConc int
-	overloadQ    int
-	overloadMax  int64
-	gatewayKafka kvFlag
-	only         map[string]bool
-	jsonOut      string
-	compare      string
-	cpuprofile   string
-	profConc     int
-	profDur      time.Duration
-	profPhase    string
+	brokers            string
+	binDir             string
+	size               int
+	duration           time.Duration
+	warmup             time.Duration
+	conc               []int
+	conns              int
+	partitions         int
+	consumeN           int
+	ackBatch           int
+	subBatch           int
+	overloadConc       int
+	overloadRate       int
+	overloadBrokerRate int
+	overloadQ          int
+	overloadMax        int64
+	gatewayKafka       kvFlag
+	only               map[string]bool
+	jsonOut            string
+	compare            string
+	cpuprofile         string
+	profConc           int
+	profDur            time.Duration
+	profPhase          string
 }
 
 func main() {
@@ -86,8 +88,10 @@ func main() {
 	flag.IntVar(&o.consumeN, "consume-n", 300_000, "records read by each consume phase")
 	flag.IntVar(&o.ackBatch, "ack-batch", 100, "Subscribe acks are sent in batches of this many ack ids")
 	flag.IntVar(&o.subBatch, "subscribe-batch", 500, "max_messages_per_response of the batched Subscribe phases")
-	flag.IntVar(&o.overloadConc, "overload-conc", 2048, "requests in flight during the overload phase (retried at once when rejected)")
-	flag.IntVar(&o.overloadQ, "overload-queue", 1000, "queue.buffering.max.messages of the overload phase's gateway")
+	flag.IntVar(&o.overloadRate, "overload-rate", 8000, "Publish calls per second offered in the open-loop overload phase (e)")
+	flag.IntVar(&o.overloadBrokerRate, "overload-broker-rate", 800, "records per second the overload phases' own broker accepts (not used with --brokers)")
+	flag.IntVar(&o.overloadConc, "overload-conc", 2048, "requests in flight during the closed-loop saturation phase (e2), retried at once when refused")
+	flag.IntVar(&o.overloadQ, "overload-queue", 200, "queue.buffering.max.messages of the overload phase's gateway")
 	flag.Int64Var(&o.overloadMax, "overload-max-inflight-bytes", 64<<20, "--max-inflight-bytes of the overload phase's gateway")
 	flag.Var(o.gatewayKafka, "gateway-kafka", "librdkafka property key=value for every gateway the bench starts (repeatable)")
 	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,overload (default all)")
@@ -96,7 +100,7 @@ func main() {
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "profile mode: run the gateway in a child of this binary (wired from kafkaio and server) with runtime/pprof writing this file, under the load of --profile-phase")
 	flag.IntVar(&o.profConc, "profile-conc", 64, "concurrency of the profile mode's load")
 	flag.DurationVar(&o.profDur, "profile-duration", 10*time.Second, "duration of the profile mode's load (publish)")
-	flag.StringVar(&o.profPhase, "profile-phase", "publish", "load of the profile mode: publish (unary Publish at --profile-conc), or subscribe (one Subscribe stream reading 10 × --consume-n records)")
+	flag.StringVar(&o.profPhase, "profile-phase", "publish", "load of the profile mode: publish (unary Publish at --profile-conc), subscribe (one Subscribe stream reading 10 × --consume-n records), or overload (the open-loop overload phase)")
 	flag.BoolVar(&noop, "noop-server", false, "internal: serve the no-op gRPC Publisher")
 	flag.BoolVar(&serveGw, "serve-gateway", false, "internal: serve the gateway in this process")
 	flag.StringVar(&serveBrokers, "serve-brokers", "", "internal: --serve-gateway's brokers")

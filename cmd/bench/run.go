@@ -26,7 +26,8 @@ type env struct {
 	notes     []string
 }
 
-func startBroker(ctx context.Context, o *options) (brokers string, pid int, err error) {
+// startBroker returns --brokers, or starts brokerd with extra flags.
+func startBroker(ctx context.Context, o *options, extra ...string) (brokers string, pid int, err error) {
 	if o.brokers != "" {
 		return o.brokers, 0, nil
 	}
@@ -34,7 +35,7 @@ func startBroker(ctx context.Context, o *options) (brokers string, pid int, err 
 	if err != nil {
 		return "", 0, err
 	}
-	c, err := startChild(ctx, "broker", bin, []string{"--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.partitions)},
+	c, err := startChild(ctx, "broker", bin, append([]string{"--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(o.partitions)}, extra...),
 		func(line string) (string, bool) { return strings.CutPrefix(line, "BROKER ") })
 	if err != nil {
 		return "", 0, err
@@ -335,32 +336,93 @@ func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscrib
 	return nil
 }
 
-// overload is phase e: a gateway with a small producer queue under far
-// more requests than it can serve, each retried at once when rejected.
+// overload is phase e: more Publish calls than the cluster accepts, through
+// a gateway with a small producer queue. The cluster is a broker of its own
+// that accepts --overload-broker-rate records/s (unless --brokers names a
+// cluster, which is used as it is).
+//
+//   - e overload: calls arrive open-loop at --overload-rate per second and
+//     are not retried, as from many independent producers.
+//   - e2 saturation: --overload-conc clients each retry at once when
+//     refused, ignoring RetryInfo: the gateway's CPU is saturated by
+//     refusals, and a refusal's latency is mostly queueing for the CPU.
 func (e *env) overload(ctx context.Context) error {
+	ov := *e
+	if e.o.brokers == "" {
+		bin, err := e.o.binary("brokerd", "./internal/kafkatest/brokerd")
+		if err != nil {
+			return err
+		}
+		b, err := startChild(ctx, "slow broker", bin, []string{"--listen", "127.0.0.1:0", "--partitions", strconv.Itoa(e.o.partitions),
+			"--produce-rate", strconv.Itoa(e.o.overloadBrokerRate)}, func(line string) (string, bool) { return strings.CutPrefix(line, "BROKER ") })
+		if err != nil {
+			return err
+		}
+		defer b.stop()
+		ov.brokers, ov.brokerPID = b.addr, b.pid
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ov.adm = kadm.NewClient(cl)
+		fmt.Printf("slow broker %s (pid %d): accepts %d records/s\n", b.addr, b.pid, e.o.overloadBrokerRate)
+	}
 	props := map[string]string{"queue.buffering.max.messages": strconv.Itoa(e.o.overloadQ)}
-	gw, err := e.startGateway(ctx, "overload gateway", props, "--max-inflight-bytes", strconv.FormatInt(e.o.overloadMax, 10))
+	gw, err := ov.startGateway(ctx, "overload gateway", props, "--max-inflight-bytes", strconv.FormatInt(e.o.overloadMax, 10))
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
 	fmt.Printf("overload gateway %s (pid %d): queue.buffering.max.messages=%d, --max-inflight-bytes=%d\n", gw.addr, gw.pid, e.o.overloadQ, e.o.overloadMax)
-	topic, err := e.createTopic(ctx, "bench-overload")
+	topic, err := ov.createTopic(ctx, "bench-overload")
 	if err != nil {
 		return err
 	}
-	defer e.deleteTopic(topic)
+	defer ov.deleteTopic(topic)
 	conns, err := dialAll(gw.addr, e.o.conns)
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
-	m := newCPUMeter(gw.pid, e.brokerPID)
-	s := runLoad(ctx, e.o.overloadConc, e.o.warmup, e.o.duration, unaryOp(conns, topic, e.o.size), m)
-	r := loadResult("e overload", e.o.overloadConc, s, m, e.o.size)
+
+	// The floor: the same arrivals answered by the no-op server, whose
+	// every answer is as cheap as a gRPC call can be on this machine.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	noop, err := startChild(ctx, "noop", self, []string{"--noop-server"}, func(line string) (string, bool) { return strings.CutPrefix(line, "NOOP ") })
+	if err != nil {
+		return err
+	}
+	noopConns, err := dialAll(noop.addr, e.o.conns)
+	if err != nil {
+		noop.stop()
+		return err
+	}
+	m := newCPUMeter(noop.pid, 0)
+	s, skipped := runOpenLoad(ctx, e.o.overloadRate, e.o.warmup, e.o.duration, unaryOp(noopConns, topic, e.o.size), m, 8192)
+	closeAll(noopConns)
+	noop.stop()
+	r := loadResult("e0 noop-open-loop", 1, s, m, e.o.size)
+	r.Note = fmt.Sprintf("open loop, %d calls/s to the no-op server (%d not made: client behind): the latency floor for e's refusals", e.o.overloadRate, skipped)
+	e.add(r)
+
+	m = newCPUMeter(gw.pid, ov.brokerPID)
+	s, skipped = runOpenLoad(ctx, e.o.overloadRate, e.o.warmup, e.o.duration, unaryOp(conns, topic, e.o.size), m, 8192)
+	r = loadResult("e overload", 1, s, m, e.o.size)
 	r.MaxInflightMB = float64(e.o.overloadMax) / 1e6
-	r.Note = fmt.Sprintf("queue %d msgs; rejected %.0f/s (rej p50 %s p99 %s); peak RSS %.1f MB vs --max-inflight-bytes %.1f MB",
-		e.o.overloadQ, r.RejectedPerSec, fmtUS(r.RejP50us), fmtUS(r.RejP99us), r.PeakRSSMB, r.MaxInflightMB)
+	r.Note = fmt.Sprintf("open loop, %d calls/s offered (%d not made: client behind); queue %d msgs; accepted %.0f/s, refused %.0f/s (refusal p50 %s p99 %s); peak RSS %.1f MB vs --max-inflight-bytes %.1f MB",
+		e.o.overloadRate, skipped, e.o.overloadQ, r.MsgsPerSec, r.RejectedPerSec, fmtUS(r.RejP50us), fmtUS(r.RejP99us), r.PeakRSSMB, r.MaxInflightMB)
+	e.add(r)
+
+	m = newCPUMeter(gw.pid, ov.brokerPID)
+	s = runLoad(ctx, e.o.overloadConc, e.o.warmup, e.o.duration, unaryOp(conns, topic, e.o.size), m)
+	r = loadResult("e2 saturation", e.o.overloadConc, s, m, e.o.size)
+	r.MaxInflightMB = float64(e.o.overloadMax) / 1e6
+	r.Note = fmt.Sprintf("closed loop, refused calls retried at once; accepted %.0f/s, refused %.0f/s (refusal p50 %s p99 %s); peak RSS %.1f MB vs --max-inflight-bytes %.1f MB",
+		r.MsgsPerSec, r.RejectedPerSec, fmtUS(r.RejP50us), fmtUS(r.RejP99us), r.PeakRSSMB, r.MaxInflightMB)
 	e.add(r)
 	if n := gw.errorLines(); n > 0 {
 		e.notes = append(e.notes, fmt.Sprintf("the overload gateway logged %d ERROR lines", n))
@@ -379,7 +441,12 @@ func (e *env) add(r Result) {
 func runProfile(ctx context.Context, o *options) error {
 	e := &env{o: o}
 	var err error
-	if e.brokers, e.brokerPID, err = startBroker(ctx, o); err != nil {
+	var brokerArgs []string
+	if o.profPhase == "overload" {
+		brokerArgs = []string{"--produce-rate", strconv.Itoa(o.overloadBrokerRate)}
+		o.gatewayKafka["queue.buffering.max.messages"] = strconv.Itoa(o.overloadQ)
+	}
+	if e.brokers, e.brokerPID, err = startBroker(ctx, o, brokerArgs...); err != nil {
 		return err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(e.brokers, ",")...))
@@ -412,8 +479,23 @@ func runProfile(ctx context.Context, o *options) error {
 		if err := e.consumeKgate(ctx, gw, 10*o.consumeN, []subscribeRun{{1, o.subBatch}}); err != nil {
 			return err
 		}
+	case "overload":
+		fmt.Printf("profiling the gateway (pid %d, %s) under %d Publish calls/s, open loop, against a broker accepting %d records/s\n",
+			gw.pid, gw.addr, o.overloadRate, o.overloadBrokerRate)
+		topic, err := e.createTopic(ctx, "bench-overload")
+		if err != nil {
+			return err
+		}
+		conns, err := dialAll(gw.addr, o.conns)
+		if err != nil {
+			return err
+		}
+		defer closeAll(conns)
+		m := newCPUMeter(gw.pid, e.brokerPID)
+		s, _ := runOpenLoad(ctx, o.overloadRate, o.warmup, o.profDur, unaryOp(conns, topic, o.size), m, 8192)
+		e.add(loadResult("e overload", 1, s, m, o.size))
 	default:
-		return fmt.Errorf("--profile-phase %q: want publish or subscribe", o.profPhase)
+		return fmt.Errorf("--profile-phase %q: want publish, subscribe or overload", o.profPhase)
 	}
 	gw.stop() // SIGTERM: the child writes the profile
 	printTable(os.Stdout, e.results, o)

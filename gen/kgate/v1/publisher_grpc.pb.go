@@ -58,7 +58,10 @@ type PublisherClient interface {
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
 	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
-	//     retry delay, then retry the messages that were not written.
+	//     retry delay, then retry the messages that were not written. While
+	//     the gateway is full it refuses calls before reading them, so this
+	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
+	//     ...), and then nothing of the call was written.
 	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
 	//     shutting down: the messages were not written; retry, preferably with
 	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
@@ -189,7 +192,10 @@ type PublisherServer interface {
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
 	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
-	//     retry delay, then retry the messages that were not written.
+	//     retry delay, then retry the messages that were not written. While
+	//     the gateway is full it refuses calls before reading them, so this
+	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
+	//     ...), and then nothing of the call was written.
 	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
 	//     shutting down: the messages were not written; retry, preferably with
 	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
