@@ -35,6 +35,23 @@ type loadStats struct {
 	firstErr             string
 }
 
+// record counts one finished request of outcome res that took d.
+func (s *loadStats) record(res outcome, d time.Duration, err error) {
+	switch res {
+	case opOK:
+		s.ok++
+		s.okLat.record(d)
+	case opRejected:
+		s.rejected++
+		s.rejLat.record(d)
+	default:
+		s.errors++
+		if s.firstErr == "" && err != nil {
+			s.firstErr = err.Error()
+		}
+	}
+}
+
 const (
 	phaseWarmup int32 = iota
 	phaseMeasure
@@ -46,17 +63,12 @@ const (
 // window). meter brackets the measurement window.
 func runLoad(ctx context.Context, conc int, warmup, dur time.Duration, o op, meter *cpuMeter) loadStats {
 	var phase atomic.Int32
-	type worker struct {
-		ok, rejected, errors int64
-		okLat, rejLat        hist
-		firstErr             error
-	}
-	ws := make([]*worker, conc)
+	ws := make([]*loadStats, conc)
 	opCtx, cancelOps := context.WithCancel(ctx)
 	defer cancelOps()
 	var wg sync.WaitGroup
 	for i := range ws {
-		w := &worker{}
+		w := &loadStats{}
 		ws[i] = w
 		wg.Add(1)
 		go func() {
@@ -68,20 +80,9 @@ func runLoad(ctx context.Context, conc int, warmup, dur time.Duration, o op, met
 				if phase.Load() != phaseMeasure {
 					continue
 				}
-				switch res {
-				case opOK:
-					w.ok++
-					w.okLat.record(d)
-				case opRejected:
-					w.rejected++
-					w.rejLat.record(d)
-				default:
-					w.errors++
-					if w.firstErr == nil {
-						w.firstErr = err
-					}
-					// Do not spin on a broken connection.
-					time.Sleep(time.Millisecond)
+				w.record(res, d, err)
+				if res == opError {
+					time.Sleep(time.Millisecond) // do not spin on a broken connection
 				}
 			}
 		}()
@@ -110,8 +111,8 @@ func runLoad(ctx context.Context, conc int, warmup, dur time.Duration, o op, met
 		s.errors += w.errors
 		s.okLat.merge(&w.okLat)
 		s.rejLat.merge(&w.rejLat)
-		if w.firstErr != nil && s.firstErr == "" {
-			s.firstErr = w.firstErr.Error()
+		if s.firstErr == "" {
+			s.firstErr = w.firstErr
 		}
 	}
 	return s
@@ -300,19 +301,7 @@ func runOpenLoad(ctx context.Context, rate int, warmup, dur time.Duration, o op,
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		switch res {
-		case opOK:
-			s.ok++
-			s.okLat.record(d)
-		case opRejected:
-			s.rejected++
-			s.rejLat.record(d)
-		default:
-			s.errors++
-			if s.firstErr == "" {
-				s.firstErr = err.Error()
-			}
-		}
+		s.record(res, d, err)
 	}
 	begin := time.Now()
 	measureFrom, end := begin.Add(warmup), begin.Add(warmup+dur)

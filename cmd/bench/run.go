@@ -43,6 +43,15 @@ func startBroker(ctx context.Context, o *options, extra ...string) (brokers stri
 	return c.addr, c.pid, nil
 }
 
+// startNoop runs this binary as the no-op gRPC Publisher server.
+func startNoop(ctx context.Context) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startChild(ctx, "noop", self, []string{"--noop-server"}, func(line string) (string, bool) { return strings.CutPrefix(line, "NOOP ") })
+}
+
 // startGateway runs the cmd/gateway binary against the broker with extra
 // flags and returns it once it logged its gRPC address.
 func (e *env) startGateway(ctx context.Context, name string, props map[string]string, extra ...string) (*child, error) {
@@ -126,11 +135,7 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	if o.want("noop") {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		noop, err := startChild(ctx, "noop", self, []string{"--noop-server"}, func(line string) (string, bool) { return strings.CutPrefix(line, "NOOP ") })
+		noop, err := startNoop(ctx)
 		if err != nil {
 			return err
 		}
@@ -388,11 +393,7 @@ func (e *env) overload(ctx context.Context) error {
 
 	// The floor: the same arrivals answered by the no-op server, whose
 	// every answer is as cheap as a gRPC call can be on this machine.
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	noop, err := startChild(ctx, "noop", self, []string{"--noop-server"}, func(line string) (string, bool) { return strings.CutPrefix(line, "NOOP ") })
+	noop, err := startNoop(ctx)
 	if err != nil {
 		return err
 	}
