@@ -67,8 +67,6 @@ func NewPublisherService(pub Publisher, m *Metrics) *PublisherService {
 	return s
 }
 
-const publishMethod = "/kgate.v1.Publisher/Publish"
-
 // admit is the gRPC server's InTapHandle. While the publisher is saturated
 // it refuses unary Publish calls with the RESOURCE_EXHAUSTED status (with
 // RetryInfo and ErrorInfo) that the call would get anyway, before the
@@ -78,7 +76,7 @@ const publishMethod = "/kgate.v1.Publisher/Publish"
 // Refused calls are counted, not logged. PublishStream checks each message
 // in its handler instead.
 func (s *PublisherService) admit(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if s.sat == nil || info.FullMethodName != publishMethod {
+	if s.sat == nil || info.FullMethodName != kgatev1.Publisher_Publish_FullMethodName {
 		return ctx, nil
 	}
 	ke := s.sat.Saturated()
