@@ -139,7 +139,7 @@ type Producer struct {
 	inflight sync.WaitGroup // messages handed to librdkafka and not yet reported
 	queued   atomic.Int64   // the same messages, counted for Saturated
 	queueMax int64          // librdkafka's queue.buffering.max.messages
-	// What Saturated returns, made once.
+	// What Saturated (and produce, for the budget) returns, made once.
 	queueFullErr, budgetSpentErr *Error
 
 	topicsMu sync.Mutex
@@ -384,8 +384,7 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 		return 0, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: publish through another instance or retry shortly")
 	}
 	if err := p.budget.Acquire(total); err != nil {
-		return 0, &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: p.cfg.RetryAfter,
-			Message: fmt.Sprintf("the gateway's in-flight budget (%d bytes) is spent; retry after the delay in RetryInfo", p.budget.Limit())}
+		return 0, p.budgetSpentErr // shared: callers copy it before changing it
 	}
 	tp := kafka.TopicPartition{Topic: &topic}
 	// Delivery reports carry no timestamp, so the gateway sets CreateTime
