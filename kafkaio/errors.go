@@ -87,6 +87,22 @@ func errorf(kind Kind, reason, format string, args ...any) *Error {
 	return &Error{Kind: kind, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
+// fromDelivery classifies the error of a delivery report. librdkafka
+// retries until message.timeout.ms and then reports MSG_TIMED_OUT, unless
+// its retries setting runs out first: then it reports the last error, and
+// some errors leave the message possibly written (the broker applied the
+// write but answered an error, or the answer was lost).
+func fromDelivery(err error, what string) *Error {
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		switch ke.Code() {
+		case kafka.ErrRequestTimedOut, kafka.ErrNotEnoughReplicasAfterAppend, kafka.ErrTimedOut, kafka.ErrTransport:
+			return errorf(KindUnknownOutcome, kafkaReason(ke.Code()), "%s: librdkafka stopped retrying (its retries setting) after %v, which leaves the message possibly written: the outcome is unknown, and retrying may write it twice", what, ke)
+		}
+	}
+	return fromKafka(err, what)
+}
+
 // fromKafka classifies a librdkafka error. what names the operation for the
 // message, for example `publish to topic "orders"`.
 func fromKafka(err error, what string) *Error {

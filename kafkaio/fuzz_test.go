@@ -47,9 +47,11 @@ var reasonRE = regexp.MustCompile(`^[A-Z0-9]+(_[A-Z0-9]+)*$`)
 // not exist): it never panics, always returns an *Error with a known Kind
 // and an UPPER_SNAKE_CASE reason, and keeps the promises clients rely on:
 // a full queue is KindExhausted, caller context errors are an unknown
-// outcome, size errors are KindInvalid.
+// outcome, size errors are KindInvalid. fromDelivery, which classifies
+// delivery reports, agrees except for errors that leave a write possibly
+// applied.
 func FuzzFromKafka(f *testing.F) {
-	for _, c := range []int{-199, -192, -191, -185, -184, -172, -152, -1, 0, 1, 2, 3, 6, 7, 10, 17, 19, 20, 29, 45, 47, 87, 10000, -100000} {
+	for _, c := range []int{-199, -195, -192, -191, -185, -184, -172, -152, -1, 0, 1, 2, 3, 6, 7, 10, 17, 19, 20, 29, 45, 47, 87, 10000, -100000} {
 		f.Add(c, "broker said so", false, 0)
 		f.Add(c, "", true, 1)
 	}
@@ -88,6 +90,20 @@ func FuzzFromKafka(f *testing.F) {
 		case kafka.ErrorCode(code) == kafka.ErrMsgSizeTooLarge:
 			if e.Kind != KindInvalid {
 				t.Fatalf("message too large classified %v", e.Kind)
+			}
+		}
+		// A delivery report with an error a broker can give after applying
+		// the write (or a lost answer) is an unknown outcome, never "not
+		// written"; other errors classify as fromKafka does.
+		d := fromDelivery(err, "publish to topic \"t\"")
+		switch kafka.ErrorCode(code) {
+		case kafka.ErrRequestTimedOut, kafka.ErrNotEnoughReplicasAfterAppend, kafka.ErrTimedOut, kafka.ErrTransport:
+			if wrap%4 < 2 && (d.Kind != KindUnknownOutcome || !reasonRE.MatchString(d.Reason) || d.Message == "") {
+				t.Fatalf("fromDelivery(%v) = %v %s, want an unknown outcome", err, d.Kind, d.Reason)
+			}
+		default:
+			if d.Kind != e.Kind || d.Reason != e.Reason {
+				t.Fatalf("fromDelivery(%v) = %v %s, fromKafka %v %s", err, d.Kind, d.Reason, e.Kind, e.Reason)
 			}
 		}
 		if r := kafkaReason(kafka.ErrorCode(code)); !reasonRE.MatchString(r) {

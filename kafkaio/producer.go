@@ -116,7 +116,7 @@ func (c *ProducerConfig) validate() error {
 }
 
 var producerGuards = []guard{
-	{key: "enable.idempotence", ok: oneOf("true"), want: "true", why: "exactly-once writes per partition and OK-means-written"},
+	{key: "enable.idempotence", ok: oneOf("true"), want: "true", why: "retries that never write a message twice, and OK-means-written"},
 	{key: "acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "request.required.acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "go.delivery.reports", ok: oneOf("true"), want: "true", why: "answering Publish after the broker acknowledged"},
@@ -251,7 +251,7 @@ func (p *Producer) deliveryLoop() {
 			}
 			r := Result{Timestamp: d.ts}
 			if err := e.TopicPartition.Error; err != nil {
-				r.Err = fromKafka(err, "publish to topic "+strconv.Quote(*e.TopicPartition.Topic))
+				r.Err = fromDelivery(err, "publish to topic "+strconv.Quote(*e.TopicPartition.Topic))
 			} else {
 				r.Partition = e.TopicPartition.Partition
 				r.Offset = int64(e.TopicPartition.Offset)

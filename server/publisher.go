@@ -174,7 +174,7 @@ func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequ
 	first := results[firstFailed].Err
 	if ke, ok := first.(*kafkaio.Error); ok {
 		c := *ke
-		c.Message = fmt.Sprintf("%d of %d messages were not written (see kgate.v1.PublishFailure in the details; retry only those); message %d: %s",
+		c.Message = fmt.Sprintf("%d of %d messages failed (kgate.v1.PublishFailure in the details gives each message's outcome; retry only those not OK); message %d: %s",
 			failed, len(results), firstFailed, ke.Message)
 		first = &c
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -351,6 +352,49 @@ func TestPublishBrokerDownIsUnavailable(t *testing.T) {
 			t.Fatalf("got %v %q, want Unavailable", st.Code(), st.Message())
 		}
 	})
+}
+
+// TestPublishRetriesRunOutAfterAnAppliedWrite: with librdkafka's retries
+// set low, a delivery report can carry the broker's last error instead of
+// MSG_TIMED_OUT. After an error a broker gives having applied the write,
+// the answer must be "outcome unknown", never "not written".
+func TestPublishRetriesRunOutAfterAnAppliedWrite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err         *kerr.Error
+		wantCode    codes.Code
+		wantReason  string
+		wantWritten bool
+	}{
+		{kerr.RequestTimedOut, codes.Unknown, "REQUEST_TIMED_OUT", true},
+		{kerr.NotEnoughReplicasAfterAppend, codes.Unknown, "MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS", true},
+		{kerr.NotEnoughReplicas, codes.Unavailable, "NOT_ENOUGH_IN_SYNC_REPLICAS", false},
+	} {
+		t.Run(tc.err.Message, func(t *testing.T) {
+			t.Parallel()
+			c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation())
+			brokers := c.ListenAddrs()[0]
+			gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers, Kafka: map[string]string{"retries": "1"}})
+			warm := &kgatev1.PublishRequest{Topic: "retries", Messages: []*kgatev1.Message{{Value: []byte("warm")}}}
+			if _, err := gw.pub.Publish(testContext(t, 30*time.Second), warm); err != nil {
+				t.Fatalf("publish before the fault: %v", err)
+			}
+			h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "retries", Err: tc.err, Count: -1})
+			_, err := gw.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: "retries", Messages: []*kgatev1.Message{{Value: []byte("faulted")}}})
+			h.Remove()
+			st, d := detailsOf(t, err)
+			if st.Code() != tc.wantCode || d.info == nil || d.info.Reason != tc.wantReason {
+				t.Errorf("got %v %q %v, want %v with reason %s", st.Code(), st.Message(), d.info, tc.wantCode, tc.wantReason)
+			}
+			written := false
+			for _, r := range kafkatest.ReadAll(t, brokers, "retries") {
+				written = written || string(r.Value) == "faulted"
+			}
+			if written != tc.wantWritten {
+				t.Errorf("the message is in the topic: %v, want %v (answer %v %q)", written, tc.wantWritten, st.Code(), st.Message())
+			}
+		})
+	}
 }
 
 func TestPublishDeadlineExceededMeansOutcomeUnknown(t *testing.T) {

@@ -36,10 +36,15 @@ type gateway struct {
 }
 
 // logger discards the gateway's logs (faults make librdkafka log an error
-// per dropped connection) unless the tests run with -v.
+// per dropped connection) unless the tests run with -v and KGATE_TEST_LOG
+// set: warnings and errors, or everything with KGATE_TEST_LOG=debug.
 func logger(t testing.TB) *slog.Logger {
 	if testing.Verbose() && os.Getenv("KGATE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", t.Name())
+		lvl := slog.LevelWarn
+		if os.Getenv("KGATE_TEST_LOG") == "debug" {
+			lvl = slog.LevelDebug
+		}
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})).With("test", t.Name())
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
@@ -50,6 +55,14 @@ func logger(t testing.TB) *slog.Logger {
 func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
 	cfg.Logger = logger(t)
+	// librdkafka's debug contexts for the producer, for example eos,msg
+	// (seen with KGATE_TEST_LOG=debug).
+	if d := os.Getenv("KGATE_TEST_RDKAFKA_DEBUG"); d != "" {
+		if cfg.Kafka == nil {
+			cfg.Kafka = map[string]string{}
+		}
+		cfg.Kafka["debug"] = d
+	}
 	prod, err := kafkaio.NewProducer(cfg)
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)

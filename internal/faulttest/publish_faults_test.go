@@ -111,17 +111,29 @@ func TestBrokerOutageDuringPublishLoad(t *testing.T) {
 	t.Logf("outage %v: %d requests refused by the brokers; answers in its second half %v; 20 OK calls %v after the brokers came back",
 		outageLen, out.refused.Load(), during, recovered.Sub(up).Round(time.Millisecond))
 
+	// Check fails on a record written twice within one producer epoch.
+	// Copies under a later epoch are allowed: messages time out in the
+	// outage, so the producer bumps its epoch (see TestInjectedProduceErrors).
 	rec.AddRecords(kafkatest.ReadAll(t, brokers, topic))
-	rep := rec.Check(t)
-	if rep.Duplicates > 0 {
-		t.Errorf("%d duplicates in the topic: the idempotent producer wrote a record twice", rep.Duplicates)
-	}
+	rec.Check(t)
 }
 
 // TestInjectedProduceErrors fails produce requests with the errors brokers
 // answer during leader moves and ISR shrinks, under load. librdkafka retries
-// them; the idempotent producer writes each record once; nothing OK'd is
-// lost and nothing failed is written.
+// them; within one producer epoch the idempotent producer writes each record
+// once; nothing OK'd is lost and nothing failed is written.
+//
+// The faults come back to back, so one partition's batch can meet them for
+// longer than a call's deadline (DEADLINE_EXCEEDED, outcome unknown) and
+// than message.timeout.ms (30 s). A message timeout makes librdkafka bump
+// the producer epoch and send again, under the new epoch, what it had sent
+// on other partitions without an acknowledgement; REQUEST_TIMED_OUT and
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND had written those, so they are written
+// twice, and a call may still answer OK for them (as
+// TestEpochBumpWritesAnUnacknowledgedWriteAgain shows deterministically).
+// That is the documented limit of a non-transactional idempotent producer
+// (librdkafka#4953), and why kgate promises OK records at least once; the
+// test asserts the promise that does hold: no copy within one epoch.
 func TestInjectedProduceErrors(t *testing.T) {
 	t.Parallel()
 	c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation())
@@ -156,20 +168,78 @@ func TestInjectedProduceErrors(t *testing.T) {
 	t.Logf("produce requests faulted: %v; slowest call %v", hits, load.slowest().Round(time.Millisecond))
 
 	rec.AddRecords(kafkatest.ReadAll(t, brokers, topic))
-	rep := rec.Check(t)
-	// Records whose call ended DEADLINE_EXCEEDED may be in the topic any
-	// number of times (reported); an OK'd record twice means a retry
-	// was written twice.
+	rep := rec.Check(t) // fails on a copy within one producer epoch
 	if rep.DuplicatesOK > 0 {
-		t.Errorf("%d duplicates of OK'd records in the topic: a retried produce was written twice (idempotence broken)", rep.DuplicatesOK)
+		t.Logf("%d copies of OK'd records were written under a later producer epoch, after a message timeout", rep.DuplicatesOK)
 	}
 	for c, n := range rep.Codes {
 		// DEADLINE_EXCEEDED is a legal answer (outcome unknown) when
-		// librdkafka's retries outlast the call; see the report on
-		// partition drains for why they sometimes do.
+		// librdkafka's retries outlast the call.
 		if c != codes.OK && c != codes.Unavailable && c != codes.DeadlineExceeded {
 			t.Errorf("%d attempts answered %v; want OK (retried transparently), UNAVAILABLE or DEADLINE_EXCEEDED", n, c)
 		}
+	}
+}
+
+// TestEpochBumpWritesAnUnacknowledgedWriteAgain reproduces the exception to
+// exactly-once writes that the README and the proto document: a broker
+// applies a write on partition 1 but answers NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// while partition 0 answers UNKNOWN_PRODUCER_ID (a broker that lost the
+// producer's state). librdkafka bumps the producer epoch and sends the
+// partition 1 message again under the new epoch: Publish answers OK, and the
+// topic holds that message twice, once per epoch. If this test starts
+// failing because the message is there once, librdkafka has fixed
+// librdkafka#4953: update the README's "at least once" paragraph.
+func TestEpochBumpWritesAnUnacknowledgedWriteAgain(t *testing.T) {
+	t.Parallel()
+	c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation())
+	brokers := c.ListenAddrs()[0]
+	topic := kafkatest.CreateTopic(t, brokers, "bump", 2)
+	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
+	rec := verify.New("bump")
+	p0, p1 := int32(0), int32(1)
+	publish := func() []string {
+		ids := []string{rec.ID(), rec.ID()}
+		_, err := gw.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{
+			{Value: verify.Payload(ids[0], 10), Partition: &p0}, {Value: verify.Payload(ids[1], 10), Partition: &p1}}})
+		if rec.RecordPublish(ids, err) != 2 {
+			t.Fatalf("publish to partitions 0 and 1: %v; want OK", err)
+		}
+		return ids
+	}
+	publish() // the producer has state on both partitions under epoch 0
+
+	// Partition 1 applies and fails every write of epoch 0.
+	applied := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1},
+		Err: kerr.NotEnoughReplicasAfterAppend, Count: -1, When: func(r kmsg.Request) bool {
+			for _, tp := range r.(*kmsg.ProduceRequest).Topics {
+				for _, pp := range tp.Partitions {
+					var b kmsg.RecordBatch
+					if pp.Partition == 1 && b.ReadFrom(pp.Records) == nil && b.ProducerEpoch == 0 {
+						return true
+					}
+				}
+			}
+			return false
+		}})
+	lost := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{0}, Err: kerr.UnknownProducerID})
+	ids := publish()
+	applied.Remove()
+	if lost.Hits() != 1 || applied.Hits() == 0 {
+		t.Fatalf("faults hit %d and %d times, want 1 and at least 1", lost.Hits(), applied.Hits())
+	}
+
+	recs := kafkatest.ReadAll(t, brokers, topic)
+	rec.AddRecords(recs)
+	rep := rec.Check(t) // no copy within one epoch
+	var epochs []int16
+	for _, r := range recs {
+		if verify.IDOf(r.Value) == ids[1] {
+			epochs = append(epochs, r.ProducerEpoch)
+		}
+	}
+	if len(epochs) != 2 || epochs[0] == epochs[1] || rep.DuplicatesOK != 1 {
+		t.Errorf("the OK'd message to partition 1 is in the topic under producer epochs %v (duplicates of OK'd records: %d); want twice, under two epochs", epochs, rep.DuplicatesOK)
 	}
 }
 

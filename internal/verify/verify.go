@@ -1,7 +1,9 @@
 // Package verify checks kgate's delivery promise under faults: every
 // publish that got OK is later consumed, no publish that got an error is
 // ever consumed, and a publish whose outcome is unknown may be consumed any
-// number of times. Duplicates are counted, not failed.
+// number of times. Duplicates are counted, not failed, except two copies
+// written by one producer under one epoch: the idempotent producer exists to
+// prevent those.
 //
 // A load generator asks a Recorder for a unique payload (ID, Payload),
 // publishes it, and records the outcome (Record). Afterwards the test feeds
@@ -101,7 +103,9 @@ type Recorder struct {
 	codes    map[codes.Code]int
 	attempts int
 	seen     map[string]int // by id, times consumed
-	foreign  []string       // consumed payloads without an id
+	// by id, copies read back from the topic per producer ID and epoch
+	writes   map[string]map[producerEpoch]int
+	foreign  []string // consumed payloads without an id
 	consumed int
 }
 
@@ -109,7 +113,14 @@ type Recorder struct {
 // that two recorders never produce the same id.
 func New(prefix string) *Recorder {
 	return &Recorder{prefix: strings.ReplaceAll(prefix, string(sep), "_"), class: map[string]Class{},
-		codes: map[codes.Code]int{}, seen: map[string]int{}}
+		codes: map[codes.Code]int{}, seen: map[string]int{}, writes: map[string]map[producerEpoch]int{}}
+}
+
+// producerEpoch identifies the idempotent producer session that wrote a
+// record: within one, the broker deduplicates retries by sequence number.
+type producerEpoch struct {
+	id    int64
+	epoch int16
 }
 
 // ID returns a new unique payload id.
@@ -223,10 +234,23 @@ func (r *Recorder) Consumed(value []byte) {
 	r.seen[id]++
 }
 
-// AddRecords records the records read back from the topic, each once.
+// AddRecords records the records read back from the topic, each once,
+// with the producer ID and epoch that wrote them.
 func (r *Recorder) AddRecords(recs []*kgo.Record) {
 	for _, rec := range recs {
 		r.Consumed(rec.Value)
+		id := IDOf(rec.Value)
+		if id == "" || rec.ProducerID < 0 {
+			continue // not ours, or not written by an idempotent producer
+		}
+		r.mu.Lock()
+		w := r.writes[id]
+		if w == nil {
+			w = map[producerEpoch]int{}
+			r.writes[id] = w
+		}
+		w[producerEpoch{rec.ProducerID, rec.ProducerEpoch}]++
+		r.mu.Unlock()
 	}
 }
 
@@ -248,6 +272,14 @@ type Report struct {
 	Phantom      int // failed ids consumed
 	Duplicates   int // deliveries beyond the first, of any id
 	DuplicatesOK int // of those, deliveries of ids that got OK
+	// Of Duplicates, copies in the topic written by the same producer ID
+	// under the same epoch as an earlier copy: the idempotent producer's
+	// retries were written twice. Copies under a later epoch are not
+	// counted here: a non-transactional idempotent producer bumps its
+	// epoch after a message timeout or UNKNOWN_PRODUCER_ID and then writes
+	// again what it had sent but not had acknowledged, on every partition
+	// (librdkafka#4953).
+	SameEpoch    int
 	UnknownFound int // unknown ids consumed at least once
 	Foreign      int // deliveries of payloads never published
 	Codes        map[codes.Code]int
@@ -293,6 +325,11 @@ func (r *Recorder) Report() Report {
 			}
 		}
 	}
+	for _, w := range r.writes {
+		for _, n := range w {
+			rep.SameEpoch += n - 1
+		}
+	}
 	rep.ForeignVals = append(rep.ForeignVals, r.foreign...)
 	for id := range r.seen {
 		if _, ok := r.class[id]; !ok && len(rep.ForeignVals) < 10 {
@@ -314,12 +351,13 @@ func (rep Report) String() string {
 		cs = append(cs, fmt.Sprintf("%v=%d", c, n))
 	}
 	sort.Strings(cs)
-	return fmt.Sprintf("published=%d ok=%d failed=%d unknown=%d consumed=%d lost=%d phantom=%d duplicates=%d (of ok: %d) unknown_found=%d foreign=%d codes=[%s]",
-		rep.Published, rep.OK, rep.Failed, rep.Unknown, rep.Consumed, rep.Lost, rep.Phantom, rep.Duplicates, rep.DuplicatesOK, rep.UnknownFound, rep.Foreign, strings.Join(cs, " "))
+	return fmt.Sprintf("published=%d ok=%d failed=%d unknown=%d consumed=%d lost=%d phantom=%d duplicates=%d (of ok: %d, same producer epoch: %d) unknown_found=%d foreign=%d codes=[%s]",
+		rep.Published, rep.OK, rep.Failed, rep.Unknown, rep.Consumed, rep.Lost, rep.Phantom, rep.Duplicates, rep.DuplicatesOK, rep.SameEpoch, rep.UnknownFound, rep.Foreign, strings.Join(cs, " "))
 }
 
 // Problems lists the broken promises: lost OK'd records, failed records
-// that were written, and records nobody published.
+// that were written, records written twice within one producer epoch, and
+// records nobody published.
 func (rep Report) Problems() []string {
 	var p []string
 	if rep.Lost > 0 {
@@ -327,6 +365,9 @@ func (rep Report) Problems() []string {
 	}
 	if rep.Phantom > 0 {
 		p = append(p, fmt.Sprintf("%d records whose publish failed were consumed (phantom: the client was told they were not written), e.g. %v", rep.Phantom, rep.PhantomIDs))
+	}
+	if rep.SameEpoch > 0 {
+		p = append(p, fmt.Sprintf("%d records were written again by the producer and epoch that had written them (idempotence broken)", rep.SameEpoch))
 	}
 	if rep.Foreign > 0 {
 		p = append(p, fmt.Sprintf("%d consumed records were never published, e.g. %v", rep.Foreign, rep.ForeignVals))

@@ -73,14 +73,14 @@ func TestReport(t *testing.T) {
 		{name: "all ok and consumed once",
 			outcomes: map[string][]error{"a": {nil}, "b": {nil}},
 			consumed: []string{"a", "b"},
-			want:     "published=2 ok=2 failed=0 unknown=0 consumed=2 lost=0 phantom=0 duplicates=0 (of ok: 0) unknown_found=0 foreign=0"},
+			want:     "published=2 ok=2 failed=0 unknown=0 consumed=2 lost=0 phantom=0 duplicates=0 (of ok: 0, same producer epoch: 0) unknown_found=0 foreign=0"},
 		{name: "duplicates are counted, not failed",
 			outcomes: map[string][]error{"a": {nil}, "b": {status.Error(codes.DeadlineExceeded, "")}},
 			consumed: []string{"a", "a", "b", "b", "b"},
-			want:     "published=2 ok=1 failed=0 unknown=1 consumed=5 lost=0 phantom=0 duplicates=3 (of ok: 1) unknown_found=1 foreign=0"},
+			want:     "published=2 ok=1 failed=0 unknown=1 consumed=5 lost=0 phantom=0 duplicates=3 (of ok: 1, same producer epoch: 0) unknown_found=1 foreign=0"},
 		{name: "unknown may be absent",
 			outcomes: map[string][]error{"a": {status.Error(codes.Canceled, "")}, "b": {status.Error(codes.Unknown, "")}},
-			want:     "published=2 ok=0 failed=0 unknown=2 consumed=0 lost=0 phantom=0 duplicates=0 (of ok: 0) unknown_found=0 foreign=0"},
+			want:     "published=2 ok=0 failed=0 unknown=2 consumed=0 lost=0 phantom=0 duplicates=0 (of ok: 0, same producer epoch: 0) unknown_found=0 foreign=0"},
 		{name: "lost",
 			outcomes: map[string][]error{"a": {nil}, "b": {nil}},
 			consumed: []string{"b"},
@@ -98,11 +98,11 @@ func TestReport(t *testing.T) {
 		{name: "retried: failed then unknown is unknown",
 			outcomes: map[string][]error{"a": {status.Error(codes.Unavailable, ""), status.Error(codes.DeadlineExceeded, "")}},
 			consumed: []string{"a"},
-			want:     "published=2 ok=0 failed=0 unknown=1 consumed=1 lost=0 phantom=0 duplicates=0 (of ok: 0) unknown_found=1"},
+			want:     "published=2 ok=0 failed=0 unknown=1 consumed=1 lost=0 phantom=0 duplicates=0 (of ok: 0, same producer epoch: 0) unknown_found=1"},
 		{name: "foreign record",
 			outcomes: map[string][]error{"a": {nil}},
 			consumed: []string{"a", "zzz"},
-			want:     "consumed=2 lost=0 phantom=0 duplicates=0 (of ok: 0) unknown_found=0 foreign=1",
+			want:     "consumed=2 lost=0 phantom=0 duplicates=0 (of ok: 0, same producer epoch: 0) unknown_found=0 foreign=1",
 			problems: []string{"1 consumed records were never published"}},
 	} {
 		t.Run(fmt.Sprintf("%d %s", i, tc.name), func(t *testing.T) {
@@ -232,5 +232,31 @@ func TestConsumedBeforeTheOutcomeIsRecordedIsNotForeign(t *testing.T) {
 	r.Consumed([]byte("no id at all"))
 	if rep := r.Report(); rep.Foreign != 1 || len(rep.ForeignVals) != 1 {
 		t.Fatalf("got %s %q, want one foreign delivery", rep, rep.ForeignVals)
+	}
+}
+
+func TestCopiesWithinOneProducerEpochAreAProblemAndAcrossEpochsAreNot(t *testing.T) {
+	r := New("e")
+	rebumped, twice, plain := r.ID(), r.ID(), r.ID()
+	for _, id := range []string{rebumped, twice, plain} {
+		r.Record(id, nil)
+	}
+	r.AddRecords([]*kgo.Record{
+		{Value: Payload(rebumped, 8), ProducerID: 7, ProducerEpoch: 0},
+		{Value: Payload(rebumped, 8), ProducerID: 7, ProducerEpoch: 1}, // written again after an epoch bump
+		{Value: Payload(twice, 8), ProducerID: 7, ProducerEpoch: 1},
+		{Value: Payload(twice, 8), ProducerID: 7, ProducerEpoch: 1}, // a retry written twice
+		{Value: Payload(plain, 8), ProducerID: -1},                  // not idempotent: only counted
+		{Value: Payload(plain, 8), ProducerID: -1},
+	})
+	rep := r.Report()
+	if rep.Duplicates != 3 || rep.DuplicatesOK != 3 || rep.SameEpoch != 1 {
+		t.Errorf("duplicates %d, of ok %d, same epoch %d; want 3, 3, 1", rep.Duplicates, rep.DuplicatesOK, rep.SameEpoch)
+	}
+	if p := rep.Problems(); len(p) != 1 || !strings.Contains(p[0], "1 records were written again by the producer and epoch that had written them") {
+		t.Errorf("problems %q, want the same-epoch copy alone", p)
+	}
+	if f := r.Fork(); f.Report().SameEpoch != 0 {
+		t.Error("a fork kept the copies read back")
 	}
 }

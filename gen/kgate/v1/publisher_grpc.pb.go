@@ -33,6 +33,15 @@ const (
 // message of the request (acks=all, idempotent producer): an OK record is
 // durable in Kafka. The gateway buffers nothing that it has not been asked to
 // publish, and never answers before the broker does.
+//
+// An OK record is in the topic at least once. The idempotent producer keeps
+// its retries from writing a message twice, with one exception that
+// librdkafka documents (librdkafka#4953): when the producer bumps its epoch
+// (a message went unacknowledged for message.timeout.ms, or a broker lost
+// the producer's state), messages to other partitions that the brokers had
+// written but not yet acknowledged are written again, and their calls can
+// still answer OK. Consumers that must not act on a message twice
+// deduplicate on an id of their own.
 type PublisherClient interface {
 	// Publish writes one or more messages to one topic and returns where each
 	// landed, in request order.
@@ -73,8 +82,12 @@ type PublisherClient interface {
 	//     or may not be written. Retrying may write a duplicate.
 	//   - CANCELED: the client cancelled the call; as for DEADLINE_EXCEEDED, the
 	//     outcome of messages already handed to Kafka is unknown.
-	//   - UNKNOWN: the gateway shut down before the broker answered; the
-	//     outcome is unknown, as for DEADLINE_EXCEEDED.
+	//   - UNKNOWN: the outcome is unknown, as for DEADLINE_EXCEEDED: the
+	//     gateway shut down before the broker answered, or librdkafka stopped
+	//     retrying (only when `--kafka retries=N` is set) after an answer that
+	//     leaves the message possibly written; the ErrorInfo reason is then
+	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
+	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
 	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
 	//     the gateway's log. Retry against another instance.
 	//
@@ -167,6 +180,15 @@ type Publisher_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamReque
 // message of the request (acks=all, idempotent producer): an OK record is
 // durable in Kafka. The gateway buffers nothing that it has not been asked to
 // publish, and never answers before the broker does.
+//
+// An OK record is in the topic at least once. The idempotent producer keeps
+// its retries from writing a message twice, with one exception that
+// librdkafka documents (librdkafka#4953): when the producer bumps its epoch
+// (a message went unacknowledged for message.timeout.ms, or a broker lost
+// the producer's state), messages to other partitions that the brokers had
+// written but not yet acknowledged are written again, and their calls can
+// still answer OK. Consumers that must not act on a message twice
+// deduplicate on an id of their own.
 type PublisherServer interface {
 	// Publish writes one or more messages to one topic and returns where each
 	// landed, in request order.
@@ -207,8 +229,12 @@ type PublisherServer interface {
 	//     or may not be written. Retrying may write a duplicate.
 	//   - CANCELED: the client cancelled the call; as for DEADLINE_EXCEEDED, the
 	//     outcome of messages already handed to Kafka is unknown.
-	//   - UNKNOWN: the gateway shut down before the broker answered; the
-	//     outcome is unknown, as for DEADLINE_EXCEEDED.
+	//   - UNKNOWN: the outcome is unknown, as for DEADLINE_EXCEEDED: the
+	//     gateway shut down before the broker answered, or librdkafka stopped
+	//     retrying (only when `--kafka retries=N` is set) after an answer that
+	//     leaves the message possibly written; the ErrorInfo reason is then
+	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
+	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
 	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
 	//     the gateway's log. Retry against another instance.
 	//
