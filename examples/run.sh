@@ -115,7 +115,7 @@ check_language() {
 build_gateway
 start_gateway plain
 PLAIN_ADDR=$GATEWAY_ADDR
-start_gateway pressure --kafka queue.buffering.max.messages=2 --kafka linger.ms=50
+start_gateway pressure --kafka-producer queue.buffering.max.messages=2 --kafka-producer linger.ms=50
 PRESSURE_ADDR=$GATEWAY_ADDR
 echo "gateways: $PLAIN_ADDR, and $PRESSURE_ADDR with a 2-message producer queue"
 

@@ -56,14 +56,14 @@ func kafkaConfig(brokers string, defaults, overrides map[string]string, guards [
 }
 
 // CheckOverrides refuses librdkafka property overrides that would break a
-// guarantee of the producer or of subscriptions, before anything starts.
-func CheckOverrides(overrides map[string]string) error {
-	for _, guards := range [][]guard{producerGuards, consumerGuards} {
-		if _, err := kafkaConfig("-", nil, overrides, guards); err != nil {
-			return err
-		}
+// guarantee of the producer or of subscriptions, before anything starts:
+// producer holds the producer's overrides, consumer the consumers'.
+func CheckOverrides(producer, consumer map[string]string) error {
+	if _, err := kafkaConfig("-", nil, producer, producerGuards); err != nil {
+		return err
 	}
-	return nil
+	_, err := kafkaConfig("-", nil, consumer, consumerGuards)
+	return err
 }
 
 // goTyped converts the value of a confluent-kafka-go "go.*" property, which

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -29,8 +30,14 @@ type Config struct {
 	// broker keeps; older records are dropped, so memory stays bounded.
 	EmbeddedRetentionBytes int64
 	// Kafka holds librdkafka properties (key=value) passed through to the
-	// gateway's Kafka clients.
+	// gateway's Kafka clients, producer and consumers alike.
 	Kafka map[string]string
+	// KafkaProducer and KafkaConsumer hold librdkafka properties for the
+	// producer only and for the consumers only; they win over Kafka for
+	// the same key. librdkafka warns about a property of the other kind,
+	// once per client, and every Subscribe stream is a consumer.
+	KafkaProducer map[string]string
+	KafkaConsumer map[string]string
 	// MaxInflightBytes bounds the bytes of published messages waiting for
 	// the broker's acknowledgement; beyond it Publish answers
 	// RESOURCE_EXHAUSTED.
@@ -100,7 +107,7 @@ func (k kafkaProps) Set(s string) error {
 // parseConfig reads flags from args, then the KGATE_* variables from
 // getenv for flags not given.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
-	cfg := &Config{Kafka: kafkaProps{}}
+	cfg := &Config{Kafka: kafkaProps{}, KafkaProducer: kafkaProps{}, KafkaConsumer: kafkaProps{}}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "gRPC listen address")
@@ -108,7 +115,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&cfg.EmbeddedKafka, "embedded-kafka", "127.0.0.1:9092", "listen address of the embedded broker, for kcat and other Kafka tools")
 	fs.IntVar(&cfg.EmbeddedPartitions, "embedded-partitions", 3, "partitions of topics the embedded broker creates on first use")
 	fs.Int64Var(&cfg.EmbeddedRetentionBytes, "embedded-retention-bytes", 32<<20, "bytes each partition of the embedded broker keeps before dropping its oldest records")
-	fs.Var(kafkaProps(cfg.Kafka), "kafka", "librdkafka property key=value passed to the Kafka clients (repeatable; in KGATE_KAFKA separate pairs with ';')")
+	fs.Var(kafkaProps(cfg.Kafka), "kafka", "librdkafka property key=value passed to the producer and the consumers, such as security settings (repeatable; in KGATE_KAFKA separate pairs with ';')")
+	fs.Var(kafkaProps(cfg.KafkaProducer), "kafka-producer", "librdkafka property key=value for the producer only, such as linger.ms or message.timeout.ms (repeatable; wins over --kafka)")
+	fs.Var(kafkaProps(cfg.KafkaConsumer), "kafka-consumer", "librdkafka property key=value for the consumers only, such as fetch.wait.max.ms (repeatable; wins over --kafka)")
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
@@ -158,9 +167,24 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	return cfg, cfg.validate()
 }
 
+// producerKafka is the librdkafka properties of the producer: --kafka, then
+// --kafka-producer.
+func (c *Config) producerKafka() map[string]string { return merged(c.Kafka, c.KafkaProducer) }
+
+// consumerKafka is the librdkafka properties of the consumers: --kafka,
+// then --kafka-consumer.
+func (c *Config) consumerKafka() map[string]string { return merged(c.Kafka, c.KafkaConsumer) }
+
+func merged(common, own map[string]string) map[string]string {
+	m := make(map[string]string, len(common)+len(own))
+	maps.Copy(m, common)
+	maps.Copy(m, own)
+	return m
+}
+
 // applyConfigFile sets the flags not given otherwise from a file of
 // "name = value" lines ('#' starts a comment line). A repeatable flag
-// (kafka) may appear on several lines.
+// (kafka, kafka-producer, kafka-consumer) may appear on several lines.
 func applyConfigFile(fs *flag.FlagSet, path string, given map[string]bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -22,6 +22,8 @@ func defaultConfig() *Config {
 		EmbeddedPartitions:     3,
 		EmbeddedRetentionBytes: 32 << 20,
 		Kafka:                  map[string]string{},
+		KafkaProducer:          map[string]string{},
+		KafkaConsumer:          map[string]string{},
 		MaxInflightBytes:       64 << 20,
 		MaxMessageBytes:        1_000_000,
 		ShutdownTimeout:        15 * time.Second,
@@ -51,7 +53,8 @@ func TestParseConfig(t *testing.T) {
 			name: "every flag",
 			args: []string{
 				"--listen", "127.0.0.1:7000", "--brokers", "k1:9092,k2:9092", "--embedded-kafka", "127.0.0.1:19092",
-				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--max-inflight-bytes", "1024",
+				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--kafka-producer", "acks=all",
+				"--kafka-consumer", "fetch.wait.max.ms=50", "--max-inflight-bytes", "1024",
 				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms",
 				"--log-level", "debug", "--log-format", "json", "--metrics-listen", "127.0.0.1:9999",
 			},
@@ -59,6 +62,8 @@ func TestParseConfig(t *testing.T) {
 				c.MetricsListen = "127.0.0.1:9999"
 				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
 				c.Kafka = map[string]string{"linger.ms": "5"}
+				c.KafkaProducer = map[string]string{"acks": "all"}
+				c.KafkaConsumer = map[string]string{"fetch.wait.max.ms": "50"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
 				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
 				c.LogLevel, c.LogFormat = "debug", "json"
@@ -74,12 +79,15 @@ func TestParseConfig(t *testing.T) {
 			env: map[string]string{
 				"KGATE_LISTEN": "127.0.0.1:7000", "KGATE_BROKERS": "k1:9092,k2:9092", "KGATE_EMBEDDED_KAFKA": "127.0.0.1:19092",
 				"KGATE_EMBEDDED_PARTITIONS": "6", "KGATE_KAFKA": "linger.ms=5", "KGATE_MAX_INFLIGHT_BYTES": "1024",
+				"KGATE_KAFKA_PRODUCER": "linger.ms=1", "KGATE_KAFKA_CONSUMER": "fetch.wait.max.ms=50",
 				"KGATE_MAX_MESSAGE_BYTES": "512", "KGATE_SHUTDOWN_TIMEOUT": "3s", "KGATE_HEALTH_INTERVAL": "250ms",
 				"KGATE_LOG_LEVEL": "debug", "KGATE_LOG_FORMAT": "json", "KGATE_METRICS_LISTEN": "127.0.0.1:9999",
 			},
 			want: func(c *Config) {
 				c.Listen, c.Brokers, c.EmbeddedKafka, c.EmbeddedPartitions = "127.0.0.1:7000", "k1:9092,k2:9092", "127.0.0.1:19092", 6
 				c.Kafka = map[string]string{"linger.ms": "5"}
+				c.KafkaProducer = map[string]string{"linger.ms": "1"}
+				c.KafkaConsumer = map[string]string{"fetch.wait.max.ms": "50"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
 				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
 				c.LogLevel, c.LogFormat, c.MetricsListen = "debug", "json", "127.0.0.1:9999"
@@ -142,6 +150,23 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("case %d: parsing a good configuration printed %q", i, out.String())
 			}
 		})
+	}
+}
+
+func TestScopedKafkaPropertiesReachOnlyTheirClientsAndWin(t *testing.T) {
+	cfg, err := parseConfig([]string{"--kafka", "security.protocol=SSL;linger.ms=5;fetch.wait.max.ms=500",
+		"--kafka-producer", "linger.ms=1;message.timeout.ms=9000", "--kafka-consumer", "fetch.wait.max.ms=50"}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.producerKafka(), map[string]string{"security.protocol": "SSL", "linger.ms": "1", "fetch.wait.max.ms": "500", "message.timeout.ms": "9000"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("producer properties %v, want %v", got, want)
+	}
+	if got, want := cfg.consumerKafka(), map[string]string{"security.protocol": "SSL", "linger.ms": "5", "fetch.wait.max.ms": "50"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("consumer properties %v, want %v", got, want)
+	}
+	if cfg.Kafka["linger.ms"] != "5" {
+		t.Errorf("merging changed --kafka itself: %v", cfg.Kafka)
 	}
 }
 
@@ -210,8 +235,10 @@ func TestExampleConfigFileParses(t *testing.T) {
 		t.Errorf("a KGATE_ variable must win over the file: log level %q", cfg.LogLevel)
 	case cfg.Brokers != "kafka-1:9092,kafka-2:9092,kafka-3:9092" || cfg.LogFormat != "json" || cfg.TLSClientCA != "/etc/kgate/clients-ca.pem":
 		t.Errorf("file settings not applied: %+v", cfg)
-	case cfg.Kafka["sasl.mechanism"] != "SCRAM-SHA-512" || len(cfg.Kafka) != 6:
+	case cfg.Kafka["sasl.mechanism"] != "SCRAM-SHA-512" || len(cfg.Kafka) != 5:
 		t.Errorf("repeated kafka lines: %v", cfg.Kafka)
+	case cfg.producerKafka()["message.timeout.ms"] != "30000" || cfg.consumerKafka()["message.timeout.ms"] != "":
+		t.Errorf("kafka-producer lines: producer %v, consumer %v", cfg.producerKafka(), cfg.consumerKafka())
 	}
 	for i, bad := range []string{"no-equals-sign", "unknown-setting = 1", "max-message-bytes = lots"} {
 		f := t.TempDir() + "/bad.conf"

@@ -194,6 +194,9 @@ func testFlags(t *testing.T, gateway string) {
 		12: {name: "KGATE_EMBEDDED_PARTITIONS three", env: []string{"KGATE_EMBEDDED_PARTITIONS=three"}, want: `KGATE_EMBEDDED_PARTITIONS="three"`},
 		13: {name: "listen address in use", args: []string{"--listen", busy.Addr().String()}, want: "listening for gRPC on " + busy.Addr().String()},
 		14: {name: "embedded-kafka address in use", args: []string{"--embedded-kafka", busy.Addr().String()}, want: "starting the embedded Kafka broker on " + busy.Addr().String()},
+		15: {name: "kafka-producer acks=1", args: []string{"--kafka-producer", "acks=1"}, want: "kafka property acks=1 is refused"},
+		16: {name: "kafka-consumer enable.auto.offset.store=true", args: []string{"--kafka-consumer", "enable.auto.offset.store=true"}, want: "kafka property enable.auto.offset.store=true is refused"},
+		17: {name: "kafka-consumer bootstrap.servers", args: []string{"--kafka-consumer", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -113,7 +113,7 @@ func testShutdownUnderLoad(t *testing.T, gateway, brokers string) {
 	group := kafkatest.Name("shutdown-g")
 	// linger.ms keeps each publish in librdkafka for a while, so that
 	// SIGTERM finds messages waiting for their delivery reports.
-	gw, conn := startGatewayProc(t, gateway, "gateway", brokers, "--shutdown-timeout", opShutdownTimeout.String(), "--kafka", "linger.ms="+opLinger)
+	gw, conn := startGatewayProc(t, gateway, "gateway", brokers, "--shutdown-timeout", opShutdownTimeout.String(), "--kafka-producer", "linger.ms="+opLinger, "--kafka-consumer", "fetch.wait.max.ms=100")
 
 	open := &kgatev1.SubscribeOpen{Topics: []string{topic}, Group: group, StartPosition: kgatev1.StartPosition_START_POSITION_EARLIEST}
 	streams := []*subStream{openSubStream(t, conn, "s1", open), openSubStream(t, conn, "s2", open)}
@@ -206,6 +206,12 @@ func testShutdownUnderLoad(t *testing.T, gateway, brokers string) {
 	}
 	if !stoppedRE.MatchString(gw.stderr.String()) {
 		t.Errorf("the gateway did not log \"stopped\"")
+	}
+	// Scoped properties reach only their kind of client: librdkafka warns
+	// "... is a producer property and will be ignored by this consumer
+	// instance" otherwise, once per Subscribe stream.
+	if strings.Contains(gw.stderr.String(), "will be ignored by this") {
+		t.Errorf("librdkafka warned of a property given to the wrong kind of client:\n%s", gw.stderr.String())
 	}
 
 	// Every call returns once the gateway is gone.
