@@ -3,16 +3,15 @@ package server_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
@@ -65,50 +64,9 @@ type security struct {
 func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
 	cfg.Logger = testLogger(t)
-	prod, err := kafkaio.NewProducer(cfg)
-	if err != nil {
-		t.Fatalf("NewProducer: %v", err)
-	}
-	metrics := server.NewMetrics(prod)
-	subscriber := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond, Observer: metrics}
-	for _, o := range subOpts {
-		o(subscriber)
-	}
-	subs := server.NewSubscriberService(subscriber, cfg.Logger, metrics)
-	hs := health.NewServer()
-	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: cfg.Logger, Metrics: metrics, Auth: sec.auth}, sec.serverOpts...)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	dial := sec.dialOpts
-	if dial == nil {
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	}
-	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		subs.Shutdown()
-		pubs.Shutdown()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		prod.Close(ctx)
-		gs.Stop()
-		<-served
-		subs.Wait()
-		pubs.Wait()
-	})
-	return &gateway{addr: lis.Addr().String(), conn: conn, prod: prod, health: hs, pub: kgatev1.NewPublisherClient(conn),
-		sub: kgatev1.NewSubscriberClient(conn), subs: subs, brokers: cfg.Brokers, pubsShutdown: pubs.Shutdown, metrics: metrics}
+	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
+	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
+		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +42,6 @@ const (
 var (
 	listeningRE = regexp.MustCompile(`msg="kgate listening" grpc=(\S+) brokers=(\S+)`)
 	embeddedRE  = regexp.MustCompile(`level=WARN msg="[^"]*EMBEDDED IN-MEMORY KAFKA[^"]*Nothing is durable[^"]*" embedded_kafka=(\S+)`)
-	brokerRE    = regexp.MustCompile(`(?m)^BROKER (\S+)$`)
 	stoppedRE   = regexp.MustCompile(`(?m)level=INFO msg=stopped$`)
 )
 
@@ -60,7 +58,7 @@ func TestGatewayBinary(t *testing.T) {
 	})
 	t.Run("brokers", func(t *testing.T) {
 		t.Parallel()
-		testBrokers(t, gateway, dir)
+		testBrokers(t, gateway)
 	})
 	t.Run("flags", func(t *testing.T) {
 		t.Parallel()
@@ -101,22 +99,8 @@ func testEmbedded(t *testing.T, gateway string) {
 
 // testBrokers: with --brokers (or KGATE_BROKERS) the gateway uses that
 // cluster, a broker in its own process, and starts no embedded one.
-func testBrokers(t *testing.T, gateway, dir string) {
-	brokers, ok := kafkatest.External()
-	if ok {
-		t.Logf("using the external cluster %s=%s", kafkatest.EnvBrokers, brokers)
-	} else {
-		brokerd := goBuild(t, dir, "brokerd", "github.com/kgate/kgate/internal/kafkatest/brokerd")
-		bd := startProc(t, "brokerd", brokerd, childEnv(), "--listen", "127.0.0.1:0")
-		brokers = bd.waitForStdout(t, brokerRE, startTimeout, "brokerd prints its address")[1]
-		// Registered after startProc's own cleanup, so it runs first: stop
-		// the broker the polite way and expect a clean exit.
-		t.Cleanup(func() {
-			if err := bd.stop(syscall.SIGTERM, exitTimeout); err != nil {
-				t.Errorf("brokerd on SIGTERM: %v", err)
-			}
-		})
-	}
+func testBrokers(t *testing.T, gateway string) {
+	brokers := kafkatest.BrokerProcess(t) // stopped with SIGTERM, and must exit cleanly
 
 	for _, tc := range []struct {
 		name string
@@ -408,23 +392,7 @@ func childEnv(extra ...string) []string {
 	return append(append(env, "KGATE_METRICS_LISTEN=127.0.0.1:0"), extra...)
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = kafkatest.SyncBuffer
 
 // proc is a child process of the test.
 type proc struct {
@@ -532,11 +500,6 @@ func (p *proc) terminate(t *testing.T) {
 func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Duration, what string) []string {
 	t.Helper()
 	return p.waitOn(t, p.stderr, re, timeout, what)
-}
-
-func (p *proc) waitForStdout(t *testing.T, re *regexp.Regexp, timeout time.Duration, what string) []string {
-	t.Helper()
-	return p.waitOn(t, p.stdout, re, timeout, what)
 }
 
 func (p *proc) waitOn(t *testing.T, buf *syncBuffer, re *regexp.Regexp, timeout time.Duration, what string) []string {

@@ -112,7 +112,7 @@ func TestGatewayKilledAndRestarted(t *testing.T) {
 	testStart := time.Now()
 	dir := t.TempDir()
 	gateway := goBuild(t, dir, "gateway", "github.com/kgate/kgate/cmd/gateway")
-	brokers := brokerProcess(t, dir)
+	brokers := kafkatest.BrokerProcess(t)
 	const partitions = 3
 	topic := kafkatest.CreateTopic(t, brokers, "kill", partitions)
 	group := kafkatest.Name("kill-g")

@@ -47,7 +47,7 @@ var grpcListeningRE = regexp.MustCompile(`msg="kgate listening" grpc=(\S+)`)
 func TestGatewayOperation(t *testing.T) {
 	dir := t.TempDir()
 	gateway := goBuild(t, dir, "gateway", "github.com/kgate/kgate/cmd/gateway")
-	brokers := brokerProcess(t, dir)
+	brokers := kafkatest.BrokerProcess(t)
 
 	t.Run("SIGTERM under load", func(t *testing.T) {
 		t.Parallel()
@@ -57,25 +57,6 @@ func TestGatewayOperation(t *testing.T) {
 		t.Parallel()
 		testSeveralInstances(t, gateway, brokers)
 	})
-}
-
-// brokerProcess returns the external cluster, or starts brokerd in its own
-// process, stopped with SIGTERM when the test ends.
-func brokerProcess(t *testing.T, dir string) string {
-	t.Helper()
-	if brokers, ok := kafkatest.External(); ok {
-		t.Logf("using the external cluster %s=%s", kafkatest.EnvBrokers, brokers)
-		return brokers
-	}
-	brokerd := goBuild(t, dir, "brokerd", "github.com/kgate/kgate/internal/kafkatest/brokerd")
-	bd := startProc(t, "brokerd", brokerd, childEnv(), "--listen", "127.0.0.1:0")
-	brokers := bd.waitForStdout(t, brokerRE, startTimeout, "brokerd prints its address")[1]
-	t.Cleanup(func() { // runs before startProc's own cleanup
-		if err := bd.stop(syscall.SIGTERM, exitTimeout); err != nil {
-			t.Errorf("brokerd on SIGTERM: %v", err)
-		}
-	})
-	return brokers
 }
 
 // startGatewayProc starts a gateway on a free port against brokers, waits

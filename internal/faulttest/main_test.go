@@ -5,21 +5,19 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/internal/verify"
 	"github.com/kgate/kgate/kafkaio"
-	"github.com/kgate/kgate/server"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
@@ -58,50 +56,15 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio
 	// librdkafka's debug contexts for the producer, for example eos,msg
 	// (seen with KGATE_TEST_LOG=debug).
 	if d := os.Getenv("KGATE_TEST_RDKAFKA_DEBUG"); d != "" {
+		cfg.Kafka = maps.Clone(cfg.Kafka)
 		if cfg.Kafka == nil {
 			cfg.Kafka = map[string]string{}
 		}
 		cfg.Kafka["debug"] = d
 	}
-	prod, err := kafkaio.NewProducer(cfg)
-	if err != nil {
-		t.Fatalf("NewProducer: %v", err)
-	}
-	s := &kafkaio.Subscriber{Brokers: cfg.Brokers, DeadLetter: prod, Logger: cfg.Logger, CommitInterval: 200 * time.Millisecond,
-		Kafka: map[string]string{"session.timeout.ms": "6000"}}
-	for _, o := range sub {
-		o(s)
-	}
-	subs := server.NewSubscriberService(s, cfg.Logger, nil)
-	pubs := server.NewPublisherService(prod, nil)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: health.NewServer(), Logger: cfg.Logger})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		subs.Shutdown()
-		pubs.Shutdown()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		prod.Close(ctx)
-		gs.Stop()
-		<-served
-		subs.Wait()
-		pubs.Wait()
-	})
-	return &gateway{addr: lis.Addr().String(), conn: conn, prod: prod, pub: kgatev1.NewPublisherClient(conn),
-		sub: kgatev1.NewSubscriberClient(conn), brokers: cfg.Brokers}
+	shorter := func(s *kafkaio.Subscriber) { s.Kafka = map[string]string{"session.timeout.ms": "6000"} }
+	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: append([]func(*kafkaio.Subscriber){shorter}, sub...)})
+	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, pub: g.Pub, sub: g.Sub, brokers: cfg.Brokers}
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

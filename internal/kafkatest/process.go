@@ -2,9 +2,11 @@ package kafkatest
 
 import (
 	"bufio"
+	"bytes"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,10 +15,12 @@ import (
 // BrokerProcess returns bootstrap servers for a test whose measurements
 // must not include the broker: the external cluster, or kfake run as its
 // own process (internal/kafkatest/brokerd, creating topics on first use
-// with 3 partitions), stopped and waited for when the test ends.
+// with 3 partitions), stopped with SIGTERM and waited for when the test
+// ends; it must then exit cleanly.
 func BrokerProcess(t testing.TB) string {
 	t.Helper()
 	if b, ok := External(); ok {
+		t.Logf("using the external cluster %s=%s", EnvBrokers, b)
 		return b
 	}
 	bin := filepath.Join(t.TempDir(), "brokerd")
@@ -24,6 +28,8 @@ func BrokerProcess(t testing.TB) string {
 		t.Fatalf("building brokerd: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0")
+	var stderr SyncBuffer
+	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -42,22 +48,48 @@ func BrokerProcess(t testing.TB) string {
 		}
 		exited <- cmd.Wait()
 	}()
+	ready := false
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil && ready {
+				t.Errorf("brokerd on SIGTERM: %v\n%s", err, stderr.String())
+			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
+			t.Errorf("brokerd did not exit within 10s of SIGTERM\n%s", stderr.String())
 		}
 	})
 	select {
 	case a := <-addr:
+		ready = true
 		return a
 	case err := <-exited:
-		t.Fatalf("brokerd exited before it was ready: %v", err)
+		exited <- err // for the cleanup
+		t.Fatalf("brokerd exited before it was ready: %v\n%s", err, stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatal("brokerd did not print its address within 30s")
 	}
 	return ""
+}
+
+// SyncBuffer collects a child process's output, written by exec's copying
+// goroutine while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *SyncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *SyncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,0 +1,102 @@
+// Package gatewaytest runs kgate's gRPC services in process for tests:
+// assembled as cmd/gateway assembles them, served over TCP on 127.0.0.1 in
+// front of a Kafka cluster, with a client connection. Everything Start
+// starts is stopped, and waited for, when the test ends.
+package gatewaytest
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
+)
+
+// Options shape a test gateway.
+type Options struct {
+	// Producer configures the producer; its Brokers and Logger serve the
+	// subscriber too.
+	Producer kafkaio.ProducerConfig
+	// Subscriber adjusts the subscriber settings, which start as the
+	// producer's brokers and logger, the producer as dead-letter writer,
+	// the metrics as observer and a 200 ms commit interval.
+	Subscriber []func(*kafkaio.Subscriber)
+	// Auth, when set, authenticates and authorizes callers.
+	Auth *server.Auth
+	// ServerOptions are extra gRPC server options (TLS, limits).
+	ServerOptions []grpc.ServerOption
+	// DialOptions are the client connection's; nil dials plaintext.
+	DialOptions []grpc.DialOption
+}
+
+// Gateway is a running test gateway.
+type Gateway struct {
+	Addr        string
+	Conn        *grpc.ClientConn
+	Pub         kgatev1.PublisherClient
+	Sub         kgatev1.SubscriberClient
+	Producer    *kafkaio.Producer
+	Publishers  *server.PublisherService
+	Subscribers *server.SubscriberService
+	Health      *health.Server
+	Metrics     *server.Metrics
+}
+
+// Start starts a gateway; it fails the test if any part cannot start.
+func Start(t testing.TB, o Options) *Gateway {
+	t.Helper()
+	prod, err := kafkaio.NewProducer(o.Producer)
+	if err != nil {
+		t.Fatalf("NewProducer: %v", err)
+	}
+	metrics := server.NewMetrics(prod)
+	s := &kafkaio.Subscriber{Brokers: o.Producer.Brokers, DeadLetter: prod, Logger: o.Producer.Logger,
+		CommitInterval: 200 * time.Millisecond, Observer: metrics}
+	for _, adjust := range o.Subscriber {
+		adjust(s)
+	}
+	subs := server.NewSubscriberService(s, o.Producer.Logger, metrics)
+	pubs := server.NewPublisherService(prod, metrics)
+	hs := health.NewServer()
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
+		Metrics: metrics, Auth: o.Auth}, o.ServerOptions...)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		prod.Close(context.Background())
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() { // after the connection's cleanup, registered below
+		subs.Shutdown()
+		pubs.Shutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		prod.Close(ctx)
+		gs.Stop()
+		<-served
+		subs.Wait()
+		pubs.Wait()
+	})
+	dial := o.DialOptions
+	if dial == nil {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &Gateway{Addr: lis.Addr().String(), Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
+		Producer: prod, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
+}
