@@ -84,7 +84,7 @@ type PublisherClient interface {
 	//     outcome of messages already handed to Kafka is unknown.
 	//   - UNKNOWN: the outcome is unknown, as for DEADLINE_EXCEEDED: the
 	//     gateway shut down before the broker answered, or librdkafka stopped
-	//     retrying (only when `--kafka retries=N` is set) after an answer that
+	//     retrying (only when librdkafka's `retries` is set) after an answer that
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
@@ -231,7 +231,7 @@ type PublisherServer interface {
 	//     outcome of messages already handed to Kafka is unknown.
 	//   - UNKNOWN: the outcome is unknown, as for DEADLINE_EXCEEDED: the
 	//     gateway shut down before the broker answered, or librdkafka stopped
-	//     retrying (only when `--kafka retries=N` is set) after an answer that
+	//     retrying (only when librdkafka's `retries` is set) after an answer that
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
