@@ -115,11 +115,11 @@ func TestMTLSIdentifiesClientsAndACLsLimitThem(t *testing.T) {
 		t.Fatalf("a refused publish reached Kafka: %s", kafkatest.Describe(recs[0]))
 	}
 	s := openStream(t, gw, earliest([]string{orders}, "audit"))
-	if st := status.Convert(s.waitEnd(30 * time.Second)); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), `group "audit"`) {
+	if st := status.Convert(s.WaitEnd(30 * time.Second)); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), `group "audit"`) {
 		t.Fatalf("subscribe in a group alice may not use: %v %q", st.Code(), st.Message())
 	}
 	s = openStream(t, gw, earliest([]string{orders}, "billing-1"))
-	if m := s.next(30 * time.Second); string(m.Value) != "x" {
+	if m := s.Next(30 * time.Second); string(m.Value) != "x" {
 		t.Fatalf("alice's subscription got %q", m.Value)
 	}
 

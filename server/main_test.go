@@ -19,6 +19,9 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
+// timeoutScale stretches waits under the race detector.
+const timeoutScale = gatewaytest.TimeoutScale
+
 // gateway is a kgate gRPC server over TCP on 127.0.0.1 in front of brokers,
 // with a client connection to it.
 type gateway struct {

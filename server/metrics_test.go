@@ -94,13 +94,13 @@ func TestMetricsMoveWithPublishAndSubscribe(t *testing.T) {
 	open := earliest([]string{topic}, group)
 	open.MinBackoff = durationpb.New(10 * time.Millisecond)
 	s := openStream(t, gw, open)
-	recs := s.nextN(10, 30*time.Second)
+	recs := s.NextN(10, 30*time.Second)
 	for _, m := range recs[1:] {
-		s.ack(m.AckId)
+		s.Ack(m.AckId)
 	}
-	s.nack(nil, recs[0].AckId)
-	again := s.next(30 * time.Second)
-	s.ack("not-an-ack-id")
+	s.Nack(nil, recs[0].AckId)
+	again := s.Next(30 * time.Second)
+	s.Ack("not-an-ack-id")
 
 	want := func(what string, cond func(map[string]float64) bool) {
 		t.Helper()
@@ -127,8 +127,8 @@ func TestMetricsMoveWithPublishAndSubscribe(t *testing.T) {
 		return ok
 	})
 
-	s.ack(again.AckId)
-	if err := s.end(30 * time.Second); err != nil {
+	s.Ack(again.AckId)
+	if err := s.End(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want("stream gauge and outstanding back to 0, lag series removed", func(m map[string]float64) bool {

@@ -26,7 +26,7 @@ func TestSubscribeBatches(t *testing.T) {
 		open := earliest([]string{topic}, group)
 		open.MaxMessagesPerResponse = 7
 		s := openStream(t, gw, open)
-		got := s.nextN(300, 30*time.Second)
+		got := s.NextN(300, 30*time.Second)
 		last := map[int32]int64{0: -1, 1: -1}
 		for _, m := range got {
 			if m.Offset <= last[m.Partition] {
@@ -41,11 +41,11 @@ func TestSubscribeBatches(t *testing.T) {
 		for i, m := range got {
 			ids[i] = m.AckId
 		}
-		s.ack(ids...)
-		if err := s.end(30 * time.Second); err != nil {
+		s.Ack(ids...)
+		if err := s.End(30 * time.Second); err != nil {
 			t.Fatalf("half-close ended the stream with %v, want OK", err)
 		}
-		singles, batches := s.shape()
+		singles, batches := s.Shape()
 		if singles != 0 {
 			t.Errorf("%d records came as single `message` responses; want only `messages` batches", singles)
 		}
@@ -81,12 +81,12 @@ func TestSubscribeBatches(t *testing.T) {
 		open := earliest([]string{topic}, kafkatest.Name("g"))
 		open.MaxMessagesPerResponse = 100
 		s := openStream(t, gw, open)
-		for _, m := range s.nextN(6, 30*time.Second) {
+		for _, m := range s.NextN(6, 30*time.Second) {
 			if !bytes.Equal(m.Value, big) {
 				t.Fatalf("record %s: value of %d bytes, want the 400 KiB published", key(m), len(m.Value))
 			}
 		}
-		_, batches := s.shape()
+		_, batches := s.Shape()
 		for _, n := range batches {
 			if n > 2 {
 				t.Errorf("a batch of %d records of 400 KiB; want at most 2 (1 MiB per response)", n)

@@ -24,14 +24,14 @@ import (
 // partitions.
 func owned(t testing.TB, s *stream, want int, timeout time.Duration) map[string]bool {
 	t.Helper()
-	have := s.own
+	have := s.Own
 	if len(have) == want {
 		return have
 	}
 	deadline := time.After(timeout * timeoutScale)
 	for {
 		select {
-		case a := <-s.assigns:
+		case a := <-s.Assigns:
 			for _, tp := range a.Assigned {
 				have[fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)] = true
 			}
@@ -65,14 +65,14 @@ func TestSubscribeStreamsOfOneGroupSplitPartitionsAndGroupsEachGetAll(t *testing
 	var mu sync.Mutex
 	got := map[string]string{}
 	collect := func(name string, s *stream, n int) {
-		for _, m := range s.nextN(n, 30*time.Second) {
+		for _, m := range s.NextN(n, 30*time.Second) {
 			mu.Lock()
 			if prev, dup := got[name+key(m)]; dup {
 				t.Errorf("%s got %s twice (%s)", name, key(m), prev)
 			}
 			got[name+key(m)] = name
 			mu.Unlock()
-			s.ack(m.AckId)
+			s.Ack(m.AckId)
 		}
 	}
 	collect("other", other, 40) // a second group gets every record
@@ -81,13 +81,13 @@ func TestSubscribeStreamsOfOneGroupSplitPartitionsAndGroupsEachGetAll(t *testing
 	deadline := time.Now().Add(30 * time.Second * timeoutScale)
 	for total < 40 && time.Now().Before(deadline) {
 		select {
-		case m := <-a.msgs:
+		case m := <-a.Msgs:
 			got["g1"+key(m)] = "a"
-			a.ack(m.AckId)
+			a.Ack(m.AckId)
 			total++
-		case m := <-b.msgs:
+		case m := <-b.Msgs:
 			got["g1"+key(m)] = "b"
-			b.ack(m.AckId)
+			b.Ack(m.AckId)
 			total++
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -127,8 +127,8 @@ func TestSubscribeRejectsBadOpensWithClearStatus(t *testing.T) {
 		10: {openReq(&kgatev1.SubscribeOpen{Topics: []string{topic}, Group: "g", MaxMessagesPerResponse: -1}), codes.InvalidArgument, "max_messages_per_response"},
 	} {
 		s := openStream(t, gw, nil)
-		s.send(tc.first)
-		err := s.waitEnd(30 * time.Second)
+		s.Send(tc.first)
+		err := s.WaitEnd(30 * time.Second)
 		if st := status.Convert(err); st.Code() != tc.wantCode || !strings.Contains(st.Message(), tc.wantMsg) {
 			t.Errorf("case %d: got %v %q, want %v saying %q", i, st.Code(), st.Message(), tc.wantCode, tc.wantMsg)
 		}
@@ -136,8 +136,8 @@ func TestSubscribeRejectsBadOpensWithClearStatus(t *testing.T) {
 
 	// A second open on an open stream ends it.
 	s := openStream(t, gw, earliest([]string{topic}, kafkatest.Name("g")))
-	s.send(openReq(earliest([]string{topic}, "other")))
-	if st := status.Convert(s.waitEnd(30 * time.Second)); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "already open") {
+	s.Send(openReq(earliest([]string{topic}, "other")))
+	if st := status.Convert(s.WaitEnd(30 * time.Second)); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "already open") {
 		t.Fatalf("second open: %v %q", st.Code(), st.Message())
 	}
 }
@@ -154,13 +154,13 @@ func TestSubscribeIgnoresBadAckIdsWithoutBreakingTheStream(t *testing.T) {
 	publishN(t, gw, topic, 2, nil)
 	group := kafkatest.Name("g")
 	s := openStream(t, gw, earliest([]string{topic}, group))
-	recs := s.nextN(2, 30*time.Second)
-	s.ack("", "garbage", "1.2", "9999.0.1", "1.zzzzzzzzzzzzzzzzzzzzzzzzz.1", "-1.0.1")
-	s.nack(nil, "garbage")
-	s.extend(time.Minute, "1.5.1")
-	s.ack(recs[0].AckId, recs[1].AckId)
-	s.ack(recs[0].AckId) // twice: ignored
-	if err := s.end(30 * time.Second); err != nil {
+	recs := s.NextN(2, 30*time.Second)
+	s.Ack("", "garbage", "1.2", "9999.0.1", "1.zzzzzzzzzzzzzzzzzzzzzzzzz.1", "-1.0.1")
+	s.Nack(nil, "garbage")
+	s.Extend(time.Minute, "1.5.1")
+	s.Ack(recs[0].AckId, recs[1].AckId)
+	s.Ack(recs[0].AckId) // twice: ignored
+	if err := s.End(30 * time.Second); err != nil {
 		t.Fatalf("stream ended with %v, want OK", err)
 	}
 	if c := committed(t, brokers, group, topic); c[0] != 2 {
@@ -187,8 +187,8 @@ func TestSubscribeStreamEndLeavesGroupPromptly(t *testing.T) {
 			owned(t, b, 2, 30*time.Second)
 			start := time.Now()
 			if how == "cancel" {
-				a.cancel()
-			} else if err := a.end(30 * time.Second); err != nil {
+				a.Cancel()
+			} else if err := a.End(30 * time.Second); err != nil {
 				t.Fatalf("half-close: %v", err)
 			}
 			owned(t, b, 4, 20*time.Second)
@@ -205,13 +205,13 @@ func TestSubscribeGatewayShutdownEndsStreamsUnavailableAfterCommitting(t *testin
 	publishN(t, gw, topic, 5, nil)
 	group := kafkatest.Name("g")
 	s := openStream(t, gw, earliest([]string{topic}, group))
-	recs := s.nextN(5, 30*time.Second)
-	s.ack(recs[0].AckId, recs[1].AckId, recs[2].AckId)
+	recs := s.NextN(5, 30*time.Second)
+	s.Ack(recs[0].AckId, recs[1].AckId, recs[2].AckId)
 	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "acks reach the committed offset", func() bool {
 		return committed(t, brokers, group, topic)[0] == 3
 	})
 	gw.subs.Shutdown()
-	if st := status.Convert(s.waitEnd(30 * time.Second)); st.Code() != codes.Unavailable {
+	if st := status.Convert(s.WaitEnd(30 * time.Second)); st.Code() != codes.Unavailable {
 		t.Fatalf("stream ended with %v %q, want Unavailable", st.Code(), st.Message())
 	}
 	if c := committed(t, brokers, group, topic); c[0] != 3 {
@@ -247,14 +247,14 @@ func TestSubscribeSurvivesCommitFailuresAndMemberChurn(t *testing.T) {
 	consume := func(ctx context.Context, s *stream) {
 		for {
 			select {
-			case m := <-s.msgs:
+			case m := <-s.Msgs:
 				mu.Lock()
 				received[key(m)]++
 				mu.Unlock()
-				s.ack(m.AckId)
+				s.Ack(m.AckId)
 			case <-ctx.Done():
 				return
-			case <-s.done:
+			case <-s.Done:
 				return
 			}
 		}
@@ -287,9 +287,9 @@ func TestSubscribeSurvivesCommitFailuresAndMemberChurn(t *testing.T) {
 		consume(sctx, s) // consume for a while as a member, then leave
 		scancel()
 		if i%2 == 0 {
-			s.cancel()
+			s.Cancel()
 		} else {
-			_ = s.end(30 * time.Second)
+			_ = s.End(30 * time.Second)
 		}
 	}
 	<-pubDone

@@ -1,13 +1,9 @@
 package server_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/kafkaio"
 )
@@ -23,171 +20,14 @@ func kafkaProducer(brokers string) kafkaio.ProducerConfig {
 	return kafkaio.ProducerConfig{Brokers: brokers}
 }
 
-// stream is a test client's Subscribe stream: one goroutine receives into
-// channels; the test acks, nacks and reads.
-type stream struct {
-	t       testing.TB
-	cl      kgatev1.Subscriber_SubscribeClient
-	cancel  context.CancelFunc
-	msgs    chan *kgatev1.ReceivedMessage
-	assigns chan *kgatev1.Assignment
-	done    chan struct{}
-	endErr  error // set before done is closed
-	sendMu  sync.Mutex
-	own     map[string]bool // partitions owned, as far as owned() has read
+// stream is a test client's Subscribe stream (see gatewaytest.Stream).
+type stream = gatewaytest.Stream
 
-	shapeMu sync.Mutex
-	singles int   // records that came as `message`
-	batches []int // sizes of the `messages` responses
-}
-
-// openStream opens a Subscribe stream; it is cancelled and its receiver
-// waited for when the test ends.
+// openStream opens a Subscribe stream on the test gateway; it is cancelled
+// and its receiver waited for when the test ends.
 func openStream(t testing.TB, gw *gateway, open *kgatev1.SubscribeOpen) *stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second*timeoutScale)
-	cl, err := gw.sub.Subscribe(ctx)
-	if err != nil {
-		cancel()
-		t.Fatalf("Subscribe: %v", err)
-	}
-	s := &stream{t: t, cl: cl, cancel: cancel, msgs: make(chan *kgatev1.ReceivedMessage, 100000),
-		assigns: make(chan *kgatev1.Assignment, 1000), done: make(chan struct{}), own: map[string]bool{}}
-	if open != nil {
-		s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}})
-	}
-	go func() {
-		defer close(s.done)
-		for {
-			resp, err := cl.Recv()
-			if err != nil {
-				s.endErr = err
-				return
-			}
-			if m := resp.GetMessage(); m != nil {
-				s.shapeMu.Lock()
-				s.singles++
-				s.shapeMu.Unlock()
-				s.msgs <- m
-			} else if b := resp.GetMessages(); b != nil {
-				s.shapeMu.Lock()
-				s.batches = append(s.batches, len(b.GetMessages()))
-				s.shapeMu.Unlock()
-				for _, m := range b.GetMessages() {
-					s.msgs <- m
-				}
-			} else if a := resp.GetAssignment(); a != nil {
-				s.assigns <- a
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-s.done
-	})
-	return s
-}
-
-// shape returns how many records came as single `message` responses, and
-// the sizes of the `messages` batches, so far.
-func (s *stream) shape() (singles int, batches []int) {
-	s.shapeMu.Lock()
-	defer s.shapeMu.Unlock()
-	return s.singles, append([]int(nil), s.batches...)
-}
-
-func (s *stream) send(req *kgatev1.SubscribeRequest) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if err := s.cl.Send(req); err != nil && !errors.Is(err, io.EOF) {
-		s.t.Errorf("Send: %v", err)
-	}
-}
-
-func (s *stream) ack(ids ...string) {
-	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: ids}}})
-}
-
-func (s *stream) nack(delay *durationpb.Duration, ids ...string) {
-	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Nack{Nack: &kgatev1.SubscribeNack{AckIds: ids, Delay: delay}}})
-}
-
-func (s *stream) extend(d time.Duration, ids ...string) {
-	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Extend{Extend: &kgatev1.SubscribeExtend{AckIds: ids, Deadline: durationpb.New(d)}}})
-}
-
-// next returns the next record, failing the test after timeout.
-func (s *stream) next(timeout time.Duration) *kgatev1.ReceivedMessage {
-	s.t.Helper()
-	select {
-	case m := <-s.msgs:
-		return m
-	case <-s.done:
-		s.t.Fatalf("stream ended while waiting for a record: %v", s.endErr)
-	case <-time.After(timeout * timeoutScale):
-		s.t.Fatalf("no record within %v", timeout)
-	}
-	return nil
-}
-
-// nextN returns the next n records.
-func (s *stream) nextN(n int, timeout time.Duration) []*kgatev1.ReceivedMessage {
-	s.t.Helper()
-	out := make([]*kgatev1.ReceivedMessage, 0, n)
-	deadline := time.After(timeout * timeoutScale)
-	for len(out) < n {
-		select {
-		case m := <-s.msgs:
-			out = append(out, m)
-		case <-s.done:
-			s.t.Fatalf("stream ended after %d of %d records: %v", len(out), n, s.endErr)
-		case <-deadline:
-			s.t.Fatalf("got %d of %d records within %v", len(out), n, timeout)
-		}
-	}
-	return out
-}
-
-// none checks that no record arrives for d: used only where "nothing more
-// comes" is the behaviour under test, after everything expected arrived.
-func (s *stream) none(d time.Duration) {
-	s.t.Helper()
-	select {
-	case m := <-s.msgs:
-		s.t.Fatalf("unexpected record %s/%d@%d attempt %d", m.Topic, m.Partition, m.Offset, m.DeliveryAttempt)
-	case <-time.After(d):
-	}
-}
-
-// end half-closes the stream and returns its final status.
-func (s *stream) end(timeout time.Duration) error {
-	s.t.Helper()
-	s.sendMu.Lock()
-	_ = s.cl.CloseSend()
-	s.sendMu.Unlock()
-	select {
-	case <-s.done:
-	case <-time.After(timeout * timeoutScale):
-		s.t.Fatalf("stream did not end within %v of half-close", timeout)
-	}
-	if errors.Is(s.endErr, io.EOF) {
-		return nil
-	}
-	return s.endErr
-}
-
-// waitEnd waits for the server to end the stream and returns its status.
-func (s *stream) waitEnd(timeout time.Duration) error {
-	s.t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(timeout * timeoutScale):
-		s.t.Fatalf("stream did not end within %v", timeout)
-	}
-	if errors.Is(s.endErr, io.EOF) {
-		return nil
-	}
-	return s.endErr
+	return gatewaytest.OpenStream(t, gw.sub, open)
 }
 
 // publishN publishes n records to topic (values "v<i>", keys "k<i>") and
@@ -237,14 +77,14 @@ func TestSubscribeDeliversEveryRecordAndCommitsOnStreamEnd(t *testing.T) {
 	s := openStream(t, gw, earliest([]string{topic}, group))
 
 	select {
-	case a := <-s.assigns:
+	case a := <-s.Assigns:
 		if len(a.Assigned) != 3 {
 			t.Fatalf("first assignment %v, want the 3 partitions", a)
 		}
 	case <-time.After(30 * time.Second * timeoutScale):
 		t.Fatal("no assignment message")
 	}
-	got := s.nextN(30, 30*time.Second)
+	got := s.NextN(30, 30*time.Second)
 	seen := map[string]bool{}
 	for _, m := range got {
 		if seen[key(m)] {
@@ -254,14 +94,14 @@ func TestSubscribeDeliversEveryRecordAndCommitsOnStreamEnd(t *testing.T) {
 		if m.DeliveryAttempt != 1 || m.AckId == "" || m.Topic != topic || m.Timestamp == nil {
 			t.Fatalf("record %s: attempt %d ack id %q topic %q ts %v", key(m), m.DeliveryAttempt, m.AckId, m.Topic, m.Timestamp)
 		}
-		s.ack(m.AckId)
+		s.Ack(m.AckId)
 	}
 	for i, r := range results {
 		if !seen[fmt.Sprintf("%d@%d", r.Partition, r.Offset)] {
 			t.Fatalf("published record %d (%d@%d) not delivered", i, r.Partition, r.Offset)
 		}
 	}
-	if err := s.end(30 * time.Second); err != nil {
+	if err := s.End(30 * time.Second); err != nil {
 		t.Fatalf("half-close ended the stream with %v, want OK", err)
 	}
 	ends := map[int32]int64{}
@@ -282,13 +122,13 @@ func TestSubscribeOutOfOrderAcksResumeAtFirstUnacked(t *testing.T) {
 	group := kafkatest.Name("g")
 
 	s := openStream(t, gw, earliest([]string{topic}, group))
-	got := s.nextN(10, 30*time.Second)
+	got := s.NextN(10, 30*time.Second)
 	for i := len(got) - 1; i >= 0; i-- { // ack in reverse, all but offset 3
 		if got[i].Offset != 3 {
-			s.ack(got[i].AckId)
+			s.Ack(got[i].AckId)
 		}
 	}
-	if err := s.end(30 * time.Second); err != nil {
+	if err := s.End(30 * time.Second); err != nil {
 		t.Fatalf("stream end: %v", err)
 	}
 	if c := committed(t, brokers, group, topic); c[0] != 3 {
@@ -296,7 +136,7 @@ func TestSubscribeOutOfOrderAcksResumeAtFirstUnacked(t *testing.T) {
 	}
 
 	s2 := openStream(t, gw, earliest([]string{topic}, group))
-	if m := s2.next(30 * time.Second); m.Offset != 3 || m.DeliveryAttempt != 1 {
+	if m := s2.Next(30 * time.Second); m.Offset != 3 || m.DeliveryAttempt != 1 {
 		t.Fatalf("new stream starts at %d (attempt %d), want offset 3", m.Offset, m.DeliveryAttempt)
 	}
 }
@@ -309,12 +149,12 @@ func TestSubscribeNackRedeliversOnlyTheNackedRecord(t *testing.T) {
 	publishN(t, gw, topic, 6, nil)
 	s := openStream(t, gw, earliest([]string{topic}, kafkatest.Name("g")))
 
-	first := s.nextN(6, 30*time.Second)
+	first := s.NextN(6, 30*time.Second)
 	// Ack 0 and 5, leave 2 and 4 outstanding, nack 1 and 3.
-	s.ack(first[0].AckId, first[5].AckId)
+	s.Ack(first[0].AckId, first[5].AckId)
 	nackedAt := time.Now()
-	s.nack(durationpb.New(200*time.Millisecond), first[1].AckId, first[3].AckId)
-	again := s.nextN(2, 30*time.Second)
+	s.Nack(durationpb.New(200*time.Millisecond), first[1].AckId, first[3].AckId)
+	again := s.NextN(2, 30*time.Second)
 	t.Logf("redelivery %v after a 200ms-delay nack", time.Since(nackedAt))
 	sort.Slice(again, func(i, j int) bool { return again[i].Offset < again[j].Offset })
 	if again[0].Offset != 1 || again[1].Offset != 3 || again[0].DeliveryAttempt != 2 || again[1].DeliveryAttempt != 2 {
@@ -325,10 +165,10 @@ func TestSubscribeNackRedeliversOnlyTheNackedRecord(t *testing.T) {
 		t.Fatalf("redelivery of offset 1: value %q ack id %q (first %q)", again[0].Value, again[0].AckId, first[1].AckId)
 	}
 	// Acked (0, 5) and still-outstanding (2, 4) records must not come again.
-	s.none(time.Second)
+	s.None(time.Second)
 	// Nack without delay uses the backoff and comes again at attempt 3.
-	s.nack(nil, again[0].AckId)
-	if m := s.next(30 * time.Second); m.Offset != 1 || m.DeliveryAttempt != 3 {
+	s.Nack(nil, again[0].AckId)
+	if m := s.Next(30 * time.Second); m.Offset != 1 || m.DeliveryAttempt != 3 {
 		t.Fatalf("got %s attempt %d, want offset 1 attempt 3", key(m), m.DeliveryAttempt)
 	}
 }
@@ -346,14 +186,14 @@ func TestSubscribeDeadLettersAfterMaxAttempts(t *testing.T) {
 	open.MinBackoff, open.MaxBackoff = durationpb.New(10*time.Millisecond), durationpb.New(10*time.Millisecond)
 	s := openStream(t, gw, open)
 
-	recs := s.nextN(3, 30*time.Second)
-	s.ack(recs[0].AckId, recs[2].AckId)
-	s.nack(nil, recs[1].AckId)
-	m := s.next(30 * time.Second)
+	recs := s.NextN(3, 30*time.Second)
+	s.Ack(recs[0].AckId, recs[2].AckId)
+	s.Nack(nil, recs[1].AckId)
+	m := s.Next(30 * time.Second)
 	if m.Offset != 1 || m.DeliveryAttempt != 2 {
 		t.Fatalf("got %s attempt %d, want offset 1 attempt 2", key(m), m.DeliveryAttempt)
 	}
-	s.nack(nil, m.AckId) // second failed attempt: dead-letter it
+	s.Nack(nil, m.AckId) // second failed attempt: dead-letter it
 
 	var dead []string
 	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "the poison record reaches the dead-letter topic", func() bool {
@@ -371,8 +211,8 @@ func TestSubscribeDeadLettersAfterMaxAttempts(t *testing.T) {
 	if want := fmt.Sprintf("k1 v1 %s/0@1 attempts=2 reason=true", topic); len(dead) != 1 || dead[0] != want {
 		t.Fatalf("dead letters %q, want [%q]", dead, want)
 	}
-	s.none(500 * time.Millisecond) // dead-lettered: not delivered again
-	if err := s.end(30 * time.Second); err != nil {
+	s.None(500 * time.Millisecond) // dead-lettered: not delivered again
+	if err := s.End(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if c := committed(t, brokers, group, topic); c[0] != 3 {
@@ -391,14 +231,14 @@ func TestSubscribeAckDeadlineRedeliversAndExtendPostpones(t *testing.T) {
 	open.MinBackoff = durationpb.New(10 * time.Millisecond)
 	s := openStream(t, gw, open)
 
-	recs := s.nextN(2, 30*time.Second)
-	s.extend(time.Minute, recs[1].AckId) // offset 1 gets a minute; offset 0 expires
-	m := s.next(30 * time.Second)
+	recs := s.NextN(2, 30*time.Second)
+	s.Extend(time.Minute, recs[1].AckId) // offset 1 gets a minute; offset 0 expires
+	m := s.Next(30 * time.Second)
 	if m.Offset != 0 || m.DeliveryAttempt != 2 {
 		t.Fatalf("got %s attempt %d, want offset 0 redelivered at attempt 2 after its deadline", key(m), m.DeliveryAttempt)
 	}
-	s.ack(m.AckId)
-	s.none(1500 * time.Millisecond) // offset 1 was extended: not redelivered
+	s.Ack(m.AckId)
+	s.None(1500 * time.Millisecond) // offset 1 was extended: not redelivered
 }
 
 func TestSubscribeStalledClientGetsExactlyTheWindowAndStaysInGroup(t *testing.T) {
@@ -415,10 +255,10 @@ func TestSubscribeStalledClientGetsExactlyTheWindowAndStaysInGroup(t *testing.T)
 	open := earliest([]string{topic}, group)
 	open.MaxOutstandingMessages = 5
 	s := openStream(t, gw, open)
-	s.nextN(5, 30*time.Second)
-	s.none(9 * time.Second) // longer than max.poll.interval.ms
+	s.NextN(5, 30*time.Second)
+	s.None(9 * time.Second) // longer than max.poll.interval.ms
 	select {
-	case a := <-s.assigns:
+	case a := <-s.Assigns:
 		if len(a.Revoked) > 0 {
 			t.Fatalf("partitions revoked while paused: %v", a)
 		}

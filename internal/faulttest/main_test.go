@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"maps"
@@ -21,6 +20,11 @@ import (
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+const (
+	timeoutScale = gatewaytest.TimeoutScale // waits stretched under -race
+	raceEnabled  = gatewaytest.RaceEnabled
+)
 
 // gateway is an in-process kgate gRPC server on 127.0.0.1, assembled as
 // cmd/gateway assembles it, with a client connection.
@@ -182,88 +186,14 @@ func (p *publisher) eventsSince(at time.Time) []pubEvent {
 	return out
 }
 
-// stream is a test client's Subscribe stream: a goroutine receives into
-// channels.
-type stream struct {
-	t       testing.TB
-	cl      kgatev1.Subscriber_SubscribeClient
-	cancel  context.CancelFunc
-	msgs    chan *kgatev1.ReceivedMessage
-	assigns chan *kgatev1.Assignment
-	done    chan struct{}
-	endErr  error // set before done is closed
-	sendMu  sync.Mutex
-}
+// stream is a test client's Subscribe stream (see gatewaytest.Stream).
+type stream = gatewaytest.Stream
 
+// openStream opens a Subscribe stream; it is cancelled and its receiver
+// waited for when the test ends.
 func openStream(t testing.TB, sub kgatev1.SubscriberClient, open *kgatev1.SubscribeOpen) *stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cl, err := sub.Subscribe(ctx)
-	if err != nil {
-		cancel()
-		t.Fatalf("Subscribe: %v", err)
-	}
-	s := &stream{t: t, cl: cl, cancel: cancel, msgs: make(chan *kgatev1.ReceivedMessage, 200000),
-		assigns: make(chan *kgatev1.Assignment, 1000), done: make(chan struct{})}
-	if open != nil {
-		s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}})
-	}
-	go func() {
-		defer close(s.done)
-		for {
-			resp, err := cl.Recv()
-			if err != nil {
-				s.endErr = err
-				return
-			}
-			if m := resp.GetMessage(); m != nil {
-				s.msgs <- m
-			} else if a := resp.GetAssignment(); a != nil {
-				select {
-				case s.assigns <- a:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-s.done
-	})
-	return s
-}
-
-func (s *stream) send(req *kgatev1.SubscribeRequest) {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if err := s.cl.Send(req); err != nil && !errors.Is(err, io.EOF) {
-		select {
-		case <-s.done:
-		default:
-			s.t.Errorf("Send: %v", err)
-		}
-	}
-}
-
-func (s *stream) ack(ids ...string) {
-	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: ids}}})
-}
-
-func (s *stream) nack(ids ...string) {
-	s.send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Nack{Nack: &kgatev1.SubscribeNack{AckIds: ids, Delay: nil}}})
-}
-
-// end half-closes the stream and waits for it to end.
-func (s *stream) end(timeout time.Duration) {
-	s.t.Helper()
-	s.sendMu.Lock()
-	_ = s.cl.CloseSend()
-	s.sendMu.Unlock()
-	select {
-	case <-s.done:
-	case <-time.After(timeout * timeoutScale):
-		s.t.Errorf("stream did not end within %v of half-close", timeout)
-	}
+	return gatewaytest.OpenStream(t, sub, open)
 }
 
 func earliest(topic, group string) *kgatev1.SubscribeOpen {

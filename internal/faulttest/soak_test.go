@@ -69,7 +69,7 @@ func TestSoak(t *testing.T) {
 		case 2, 3:
 			if member != nil {
 				memberStop()
-				member.cancel()
+				member.Cancel()
 				member = nil
 			} else {
 				member = openStream(t, gw.sub, earliest(topic, group))
@@ -87,7 +87,7 @@ func TestSoak(t *testing.T) {
 	load.Stop()
 	if member != nil {
 		memberStop()
-		member.end(30 * time.Second)
+		member.End(30 * time.Second)
 	}
 	if !poll(120*time.Second*timeoutScale, func() bool { return rec.Report().Lost == 0 }) {
 		t.Errorf("not every OK'd record was received within 2 minutes of the load's end")

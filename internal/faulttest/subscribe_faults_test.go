@@ -46,15 +46,15 @@ func failCommits(c *kfake.Cluster, every int) *atomic.Int64 {
 func ackAll(ctx context.Context, s *stream, rec *verify.Recorder, deliveries func(time.Time)) {
 	for {
 		select {
-		case m := <-s.msgs:
+		case m := <-s.Msgs:
 			rec.Consumed(m.Value)
 			if deliveries != nil {
 				deliveries(time.Now())
 			}
-			s.ack(m.AckId)
+			s.Ack(m.AckId)
 		case <-ctx.Done():
 			return
-		case <-s.done:
+		case <-s.Done:
 			return
 		}
 	}
@@ -144,9 +144,9 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 		if prev != nil {
 			prevStop()
 			if joins%2 == 0 {
-				prev.cancel()
+				prev.Cancel()
 			} else {
-				prev.end(30 * time.Second)
+				prev.End(30 * time.Second)
 			}
 		}
 		prev, prevStop = s, func() { sstop(); <-acked }
@@ -157,7 +157,7 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 	loadEnd := time.Now()
 	if prev != nil {
 		prevStop()
-		prev.end(30 * time.Second)
+		prev.End(30 * time.Second)
 	}
 	gapMu.Lock()
 	var worst time.Duration
@@ -171,8 +171,8 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 	if !poll(60*time.Second*timeoutScale, func() bool { return rec.Report().Lost == 0 }) {
 		select {
-		case <-steady.done:
-			t.Logf("the steady stream ended: %v", steady.endErr)
+		case <-steady.Done:
+			t.Logf("the steady stream ended: %v", steady.EndErr)
 		default:
 		}
 		t.Fatalf("not every OK'd record was received by the group within %v: %s; committed %v, end offsets %v",
@@ -297,12 +297,12 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 		defer wg.Done()
 		for {
 			select {
-			case m := <-nacker.msgs:
+			case m := <-nacker.Msgs:
 				nacked.Add(1)
-				nacker.nack(m.AckId)
+				nacker.Nack(nil, m.AckId)
 			case <-ctx.Done():
 				return
-			case <-nacker.done:
+			case <-nacker.Done:
 				return
 			}
 		}
@@ -319,14 +319,14 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 		defer wg.Done()
 		for {
 			select {
-			case m := <-expirer.msgs:
+			case m := <-expirer.Msgs:
 				expired.Add(1)
 				if m.DeliveryAttempt > 1 {
 					redelivered.Add(1)
 				}
 			case <-ctx.Done():
 				return
-			case <-expirer.done:
+			case <-expirer.Done:
 				return
 			}
 		}
@@ -345,7 +345,7 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 		defer wg.Done()
 		for {
 			select {
-			case m := <-sel.msgs:
+			case m := <-sel.Msgs:
 				rec.Consumed(m.Value)
 				heldMu.Lock()
 				if _, ok := held[m.Partition][m.Offset]; ok { // redelivered after its deadline: keep holding it
@@ -362,10 +362,10 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 					continue
 				}
 				heldMu.Unlock()
-				sel.ack(m.AckId)
+				sel.Ack(m.AckId)
 			case <-selCtx.Done():
 				return
-			case <-sel.done:
+			case <-sel.Done:
 				return
 			}
 		}
@@ -404,7 +404,7 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 	checkCommits()
 
 	// The stalled stream got exactly its window.
-	if k := len(stalled.msgs); k != 100 {
+	if k := len(stalled.Msgs); k != 100 {
 		t.Errorf("the stalled stream with max_outstanding_messages 100 holds %d messages", k)
 	}
 	heap1, rss1 := heapInuse(), rssBytes(t)
@@ -433,7 +433,7 @@ func TestSlowStalledAndNackingSubscribersKeepMemoryBoundedAndNeverCommitPastUnac
 		}
 	}
 	heldMu.Unlock()
-	sel.ack(ids...)
+	sel.Ack(ids...)
 	ends := endOffsets(t, brokers, topic)
 	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "acking the held records commits every partition's end", func() bool {
 		return fmt.Sprint(committed(t, adm, selGroup, topic)) == fmt.Sprint(ends)

@@ -1,8 +1,0 @@
-//go:build !race
-
-package faulttest
-
-const (
-	timeoutScale = 1
-	raceEnabled  = false
-)

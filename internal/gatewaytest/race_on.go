@@ -1,0 +1,10 @@
+//go:build race
+
+package gatewaytest
+
+// TimeoutScale stretches test timeouts under the race detector, which slows
+// everything down several times.
+const TimeoutScale = 3
+
+// RaceEnabled reports whether the tests run with -race.
+const RaceEnabled = true
