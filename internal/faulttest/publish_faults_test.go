@@ -182,12 +182,13 @@ func TestInjectedProduceErrors(t *testing.T) {
 }
 
 // TestEpochBumpWritesAnUnacknowledgedWriteAgain reproduces the exception to
-// exactly-once writes that the README and the proto document: a broker
-// applies a write on partition 1 but answers NOT_ENOUGH_REPLICAS_AFTER_APPEND
-// while partition 0 answers UNKNOWN_PRODUCER_ID (a broker that lost the
-// producer's state). librdkafka bumps the producer epoch and sends the
-// partition 1 message again under the new epoch: Publish answers OK, and the
-// topic holds that message twice, once per epoch. If this test starts
+// exactly-once writes that the README and the proto document. A broker
+// applies a write to partition 1 but answers NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// to it under epoch 0, so librdkafka keeps retrying it. Then partition 0
+// answers UNKNOWN_PRODUCER_ID (a broker that lost the producer's state), and
+// librdkafka bumps the producer epoch and sends the partition 1 message
+// again under the new epoch: both Publish calls answer OK, and the topic
+// holds the partition 1 message twice, once per epoch. If this test starts
 // failing because the message is there once, librdkafka has fixed
 // librdkafka#4953: update the README's "at least once" paragraph.
 func TestEpochBumpWritesAnUnacknowledgedWriteAgain(t *testing.T) {
@@ -197,17 +198,18 @@ func TestEpochBumpWritesAnUnacknowledgedWriteAgain(t *testing.T) {
 	topic := kafkatest.CreateTopic(t, brokers, "bump", 2)
 	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
 	rec := verify.New("bump")
-	p0, p1 := int32(0), int32(1)
-	publish := func() []string {
-		ids := []string{rec.ID(), rec.ID()}
-		_, err := gw.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{
-			{Value: verify.Payload(ids[0], 10), Partition: &p0}, {Value: verify.Payload(ids[1], 10), Partition: &p1}}})
-		if rec.RecordPublish(ids, err) != 2 {
-			t.Fatalf("publish to partitions 0 and 1: %v; want OK", err)
-		}
-		return ids
+	publish := func(partition int32) (string, error) {
+		id := rec.ID()
+		_, err := gw.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: topic,
+			Messages: []*kgatev1.Message{{Value: verify.Payload(id, 10), Partition: &partition}}})
+		rec.RecordPublish([]string{id}, err)
+		return id, err
 	}
-	publish() // the producer has state on both partitions under epoch 0
+	for p := range int32(2) { // the producer has state on both partitions under epoch 0
+		if _, err := publish(p); err != nil {
+			t.Fatalf("publish to partition %d: %v", p, err)
+		}
+	}
 
 	// Partition 1 applies and fails every write of epoch 0.
 	applied := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1},
@@ -222,20 +224,38 @@ func TestEpochBumpWritesAnUnacknowledgedWriteAgain(t *testing.T) {
 			}
 			return false
 		}})
+	defer applied.Remove()
+	type result struct {
+		id  string
+		err error
+	}
+	retried := make(chan result, 1)
+	go func() {
+		id, err := publish(1)
+		retried <- result{id, err}
+	}()
+	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "the broker applies the partition 1 write and answers an error", func() bool {
+		return applied.Hits() > 0
+	})
 	lost := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{0}, Err: kerr.UnknownProducerID})
-	ids := publish()
-	applied.Remove()
-	if lost.Hits() != 1 || applied.Hits() == 0 {
-		t.Fatalf("faults hit %d and %d times, want 1 and at least 1", lost.Hits(), applied.Hits())
+	if _, err := publish(0); err != nil {
+		t.Errorf("publish to partition 0 after UNKNOWN_PRODUCER_ID: %v; want OK (librdkafka bumps the epoch and retries)", err)
+	}
+	r := <-retried // the call's own deadline bounds this wait
+	if r.err != nil {
+		t.Fatalf("publish to partition 1: %v; want OK after the epoch bump", r.err)
+	}
+	if lost.Hits() != 1 {
+		t.Fatalf("UNKNOWN_PRODUCER_ID was answered %d times, want 1", lost.Hits())
 	}
 
 	recs := kafkatest.ReadAll(t, brokers, topic)
 	rec.AddRecords(recs)
 	rep := rec.Check(t) // no copy within one epoch
 	var epochs []int16
-	for _, r := range recs {
-		if verify.IDOf(r.Value) == ids[1] {
-			epochs = append(epochs, r.ProducerEpoch)
+	for _, rc := range recs {
+		if verify.IDOf(rc.Value) == r.id {
+			epochs = append(epochs, rc.ProducerEpoch)
 		}
 	}
 	if len(epochs) != 2 || epochs[0] == epochs[1] || rep.DuplicatesOK != 1 {
