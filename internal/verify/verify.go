@@ -218,7 +218,23 @@ func (r *Recorder) Fork() *Recorder {
 }
 
 // Consumed records that a consumer received value (one delivery).
-func (r *Recorder) Consumed(value []byte) {
+func (r *Recorder) Consumed(value []byte) { r.consume(value, nil) }
+
+// AddRecords records the records read back from the topic, each once,
+// with the producer ID and epoch that wrote them.
+func (r *Recorder) AddRecords(recs []*kgo.Record) {
+	for _, rec := range recs {
+		var by *producerEpoch
+		if rec.ProducerID >= 0 { // written by an idempotent producer
+			by = &producerEpoch{rec.ProducerID, rec.ProducerEpoch}
+		}
+		r.consume(rec.Value, by)
+	}
+}
+
+// consume records one delivery of value and, when by is known, which
+// producer session wrote it.
+func (r *Recorder) consume(value []byte, by *producerEpoch) {
 	id := IDOf(value)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -232,25 +248,13 @@ func (r *Recorder) Consumed(value []byte) {
 	// A consumer may see a record before its publisher learned the
 	// outcome: whether an id is foreign is decided in Report.
 	r.seen[id]++
-}
-
-// AddRecords records the records read back from the topic, each once,
-// with the producer ID and epoch that wrote them.
-func (r *Recorder) AddRecords(recs []*kgo.Record) {
-	for _, rec := range recs {
-		r.Consumed(rec.Value)
-		id := IDOf(rec.Value)
-		if id == "" || rec.ProducerID < 0 {
-			continue // not ours, or not written by an idempotent producer
-		}
-		r.mu.Lock()
+	if by != nil {
 		w := r.writes[id]
 		if w == nil {
 			w = map[producerEpoch]int{}
 			r.writes[id] = w
 		}
-		w[producerEpoch{rec.ProducerID, rec.ProducerEpoch}]++
-		r.mu.Unlock()
+		w[*by]++
 	}
 }
 
