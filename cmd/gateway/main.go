@@ -54,7 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
-	if err := kafkaio.CheckOverrides(cfg.producerKafka(), cfg.consumerKafka()); err != nil {
+	producerKafka, consumerKafka := cfg.producerKafka(), cfg.consumerKafka()
+	if err := kafkaio.CheckOverrides(producerKafka, consumerKafka); err != nil {
 		return err
 	}
 	auth, opts, err := security(cfg)
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	prod, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
 		Brokers:          brokers,
-		Kafka:            cfg.producerKafka(),
+		Kafka:            producerKafka,
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		MaxMessageBytes:  cfg.MaxMessageBytes,
 		Logger:           log,
@@ -88,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
 	}
-	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: cfg.consumerKafka(), DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
+	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth}, opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
