@@ -13,6 +13,9 @@ type Observer interface {
 	IgnoredAck(group string)
 	// Committed counts an offset commit by its outcome.
 	Committed(group string, ok bool)
+	// Paused adds delta to the group's partitions paused for flow control
+	// (no room in the window for their next record).
+	Paused(group string, delta int)
 	// Outstanding adds delta to the records held by subscriptions.
 	Outstanding(delta int)
 	// Lag reports, for one partition, the records between the group's
@@ -29,4 +32,5 @@ func (NopObserver) DeadLettered(string)               {}
 func (NopObserver) IgnoredAck(string)                 {}
 func (NopObserver) Committed(string, bool)            {}
 func (NopObserver) Outstanding(int)                   {}
+func (NopObserver) Paused(string, int)                {}
 func (NopObserver) Lag(string, TopicPartition, int64) {}

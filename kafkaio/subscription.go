@@ -637,6 +637,16 @@ func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		if err != nil {
 			s.log.Error("assigning partitions", "partitions", tps, "err", err)
 		}
+		// librdkafka keeps a partition's pause across its revocation and
+		// assignment (confluent-kafka-go#193), while the revocation made
+		// this subscription forget it. A partition paused for flow control
+		// and assigned back to this member would then never be fetched
+		// again: resume every newly assigned partition.
+		if len(e.Partitions) > 0 {
+			if err := c.Resume(e.Partitions); err != nil {
+				s.log.Warn("resuming newly assigned partitions", "partitions", tps, "err", err)
+			}
+		}
 		if len(tps) > 0 {
 			s.log.Info("partitions assigned", "partitions", tps)
 			s.emit(Event{Assigned: tps})
@@ -651,7 +661,7 @@ func (s *Subscription) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		var store []kafka.TopicPartition
 		for _, tp := range tps {
 			commit, ok := s.tr.Revoke(tp)
-			delete(s.paused, tp)
+			s.unpaused(tp)
 			delete(s.retrySeeks, tp)
 			delete(s.stored, tp)
 			s.obs.Lag(s.cfg.Group, tp, -1)
@@ -779,13 +789,22 @@ func (s *Subscription) pause(tp TopicPartition) {
 		return
 	}
 	s.paused[tp] = true
+	s.obs.Paused(s.cfg.Group, 1)
+}
+
+// unpaused forgets that tp is paused.
+func (s *Subscription) unpaused(tp TopicPartition) {
+	if s.paused[tp] {
+		delete(s.paused, tp)
+		s.obs.Paused(s.cfg.Group, -1)
+	}
 }
 
 func (s *Subscription) resume(tps []TopicPartition) {
 	kt := make([]kafka.TopicPartition, len(tps))
 	for i, tp := range tps {
 		kt[i] = kafkaTP(tp, 0)
-		delete(s.paused, tp)
+		s.unpaused(tp)
 	}
 	if err := s.c.Resume(kt); err != nil {
 		s.log.Warn("resume failed", "partitions", tps, "err", err)
@@ -853,6 +872,9 @@ func (s *Subscription) shutdown() {
 	}
 	s.obs.Outstanding(-s.held)
 	s.held = 0
+	for tp := range s.paused {
+		s.unpaused(tp)
+	}
 	for tp := range s.stored {
 		s.obs.Lag(s.cfg.Group, tp, -1)
 	}

@@ -26,6 +26,7 @@ type Metrics struct {
 	refusedQueueFull, refusedBudget prometheus.Counter
 	streams                         *prometheus.GaugeVec
 	outstanding                     prometheus.Gauge
+	paused                          *prometheus.GaugeVec
 	redeliveries                    *prometheus.CounterVec
 	deadLetters                     *prometheus.CounterVec
 	ignoredAcks                     *prometheus.CounterVec
@@ -69,6 +70,9 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		outstanding: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kgate_subscribe_outstanding_records", Help: "Records held by Subscribe streams: delivered and not acked, or waiting for redelivery.",
 		}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kgate_subscribe_paused_partitions", Help: "Partitions whose fetching is paused for flow control: no room in the window for their next record.",
+		}, []string{"group"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_subscribe_redeliveries_total", Help: "Records delivered again after a nack or an expired ack deadline.",
 		}, []string{"group"}),
@@ -86,7 +90,7 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		}, []string{"group", "topic", "partition"}),
 	}
 	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.streams,
-		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
+		m.outstanding, m.paused, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -175,6 +179,13 @@ func (m *Metrics) Committed(group string, ok bool) {
 func (m *Metrics) Outstanding(delta int) {
 	if m != nil {
 		m.outstanding.Add(float64(delta))
+	}
+}
+
+// Paused implements kafkaio.Observer.
+func (m *Metrics) Paused(group string, delta int) {
+	if m != nil {
+		m.paused.WithLabelValues(group).Add(float64(delta))
 	}
 }
 
