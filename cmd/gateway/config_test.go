@@ -29,6 +29,8 @@ func defaultConfig() *Config {
 		ShutdownTimeout:        15 * time.Second,
 		HealthInterval:         2 * time.Second,
 		MetricsListen:          ":9090",
+		SubscribeLinger:        10 * time.Second,
+		SubscribeMemory:        256 << 20,
 		MaxStreamsPerPrincipal: 100,
 		MaxRequestBytes:        4 << 20,
 		MaxConcurrentStreams:   100,
