@@ -568,29 +568,39 @@ func (d *Dispatcher) Offer(tp TopicPartition, offset, size int64, key []byte, pa
 func (d *Dispatcher) Dispatch(now time.Time) []Delivery {
 	var out []Delivery
 	for len(d.readyParts) > 0 {
-		progress := false
+		// One record per partition and pass; a partition served goes behind
+		// those that were not, so that the next room goes to the one that
+		// waited longest.
 		parts := d.readyParts
 		d.readyParts = nil
+		var served []*partition
 		for _, p := range parts {
 			p.inReadyList = false
 		}
+		progress := false
 		for _, p := range parts {
-			if d.parts[p.tp] != p || len(p.ready) == 0 {
+			if d.parts[p.tp] != p || len(p.ready) == 0 || p.inReadyList {
 				continue
 			}
-			if s := d.target(p, p.ready[0]); s != nil {
-				e := p.ready[0]
-				p.ready[0] = nil
-				p.ready = p.ready[1:]
-				out = append(out, d.deliver(e, s))
-				progress = true
-			}
-			if len(p.ready) > 0 {
+			s := d.target(p, p.ready[0])
+			if s == nil {
 				d.markReady(p)
+				continue
+			}
+			e := p.ready[0]
+			p.ready[0] = nil
+			p.ready = p.ready[1:]
+			out = append(out, d.deliver(e, s))
+			progress = true
+			if len(p.ready) > 0 {
+				served = append(served, p)
 			}
 		}
+		for _, p := range served {
+			d.markReady(p)
+		}
 		if !progress {
-			break
+			break // no room for any
 		}
 	}
 	return out
@@ -781,14 +791,20 @@ func (d *Dispatcher) DeadLetterFailed(e *Entry, now time.Time) {
 // longer counts them refused: resume them (they were sought back to the
 // refused record).
 func (d *Dispatcher) Resumable() []TopicPartition {
-	var out []TopicPartition
+	// Decide for every partition against the pools as they are, then
+	// apply: the answer does not depend on the order of the partitions.
+	var resume []*partition
 	for _, p := range d.parts {
 		if p.refused && d.roomFor(p, 0) {
-			p.refused = false
-			d.poolOf(p).refused--
-			d.setContending(p)
-			out = append(out, p.tp)
+			resume = append(resume, p)
 		}
+	}
+	out := make([]TopicPartition, 0, len(resume))
+	for _, p := range resume {
+		p.refused = false
+		d.poolOf(p).refused--
+		d.setContending(p)
+		out = append(out, p.tp)
 	}
 	slices.SortFunc(out, compareTP)
 	return out
@@ -946,26 +962,39 @@ func (d *Dispatcher) capacity(p *partition) (msgs int, bytes int64) {
 	return 0, 0
 }
 
-// admits reports whether p's pool has room for a record of size: under its
-// capacity, and, while another partition of the pool is refused, p under
-// its fair share.
+// admits reports whether p's pool has room for a record of size. While no
+// partition of the pool is refused, the pool takes records up to its
+// capacity. Once one is, the pool is contended: each partition may then
+// hold at most its share of the capacity (a partition under its share is
+// admitted even while the pool is over capacity because another partition
+// holds more than its share), so that every partition with records gets
+// its turn instead of the one read first. Held records stay within twice
+// the capacity; the sessions' windows bound what is handed out.
 func (d *Dispatcher) admits(p *partition, size int64) bool {
 	pl := d.poolOf(p)
 	capMsgs, capBytes := d.capacity(p)
-	if capMsgs == 0 || pl.msgs >= capMsgs || (pl.msgs > 0 && pl.bytes+size > capBytes) {
+	if capMsgs == 0 {
 		return false
 	}
-	return pl.refused == 0 || p.live < share(capMsgs, pl.contenders)
+	if pl.refused == 0 {
+		return pl.msgs < capMsgs && (pl.msgs == 0 || pl.bytes+size <= capBytes)
+	}
+	n := pl.contenders
+	if !p.contending {
+		n++
+	}
+	return p.live < share(capMsgs, n) && (p.live == 0 || p.bytes+size <= capBytes/int64(n))
 }
 
-// roomFor is admits for a refused partition about to be resumed.
+// roomFor reports whether a refused partition may resume: it is under its
+// share of the contended pool.
 func (d *Dispatcher) roomFor(p *partition, size int64) bool {
-	pl := d.poolOf(p)
 	capMsgs, capBytes := d.capacity(p)
-	if capMsgs == 0 || pl.msgs >= capMsgs || (pl.msgs > 0 && pl.bytes+size >= capBytes) {
+	if capMsgs == 0 {
 		return false
 	}
-	return p.live < share(capMsgs, pl.contenders)
+	n := max(d.poolOf(p).contenders, 1)
+	return p.live < share(capMsgs, n) && (p.live == 0 || p.bytes+size < capBytes/int64(n))
 }
 
 func share(capacity, contenders int) int {

@@ -228,9 +228,10 @@ func TestDispatcher(t *testing.T) {
 			ack 0@0#1 -> true
 			resumable -> 0
 			offer 0 2 -> 1:0@2#1`},
-		// 6. Fair share: while a partition is refused, each partition of the
-		// pool may hold at most its share; the one that filled the window
-		// resumes last.
+		// 6. Fair share: once a partition is refused the pool is contended,
+		// and each partition may hold its share: the one that filled the
+		// window waits, the others are taken (beyond the window, which
+		// still bounds what is handed out) and handed out in turn.
 		6: {script: `
 			session 1 msgs=6
 			assign 0 0
@@ -243,24 +244,32 @@ func TestDispatcher(t *testing.T) {
 			offer 0 4 -> 1:0@4#1
 			offer 0 5 -> 1:0@5#1
 			offer 0 6 -> refuse
-			offer 1 0 -> refuse
-			offer 2 0 -> refuse
+			offer 1 0 -> accept
+			offer 1 1 -> accept
+			offer 1 2 -> accept
+			offer 1 3 -> refuse
+			offer 2 0 -> accept
+			offer 2 1 -> accept
+			offer 2 2 -> refuse
+			window 1 -> 6 6
+			held -> 11 11
 			send 1
 			ack 0@0#1 -> true
-			resumable -> 1 2
-			offer 1 0 -> 1:1@0#1
-			offer 2 0 -> refuse
+			dispatch -> 1:1@0#1
 			ack 0@1#1 -> true
+			dispatch -> 1:2@0#1
 			ack 0@2#1 -> true
-			resumable -> 2
-			offer 2 0 -> 1:2@0#1
-			offer 1 1 -> 1:1@1#1
-			offer 1 2 -> refuse
 			ack 0@3#1 -> true
+			dispatch -> 1:1@1#1 1:2@1#1
+			resumable -> none
 			ack 0@4#1 -> true
+			ack 0@5#1 -> true
 			resumable -> 0
 			send 1
+			ack 2@0#1 -> true
+			resumable -> 2
 			ack 1@0#1 -> true
+			ack 1@1#1 -> true
 			resumable -> 1`},
 		// 7. Without a session there is no room; a session joining makes
 		// the partition resumable.

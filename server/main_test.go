@@ -32,6 +32,7 @@ type gateway struct {
 	pub     kgatev1.PublisherClient
 	sub     kgatev1.SubscriberClient
 	subs    *server.SubscriberService
+	ksub    *kafkaio.Subscriber
 	brokers string
 	// pubsShutdown shuts the Publisher service down (PublishStream ends).
 	pubsShutdown func()
@@ -68,7 +69,7 @@ func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, su
 	t.Helper()
 	cfg.Logger = testLogger(t)
 	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
-	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
+	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers, ksub: g.Subscriber,
 		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }
 

@@ -210,6 +210,9 @@ func TestSubscribeGatewayShutdownEndsStreamsUnavailableAfterCommitting(t *testin
 	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "acks reach the committed offset", func() bool {
 		return committed(t, brokers, group, topic)[0] == 3
 	})
+	// As cmd/gateway shuts down: the group consumers commit and end their
+	// streams, then the service refuses new ones.
+	gw.ksub.Close(testContext(t, 20*time.Second))
 	gw.subs.Shutdown()
 	if st := status.Convert(s.WaitEnd(30 * time.Second)); st.Code() != codes.Unavailable {
 		t.Fatalf("stream ended with %v %q, want Unavailable", st.Code(), st.Message())

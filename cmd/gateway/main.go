@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -72,6 +73,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		brokers = eb.Addr()
 		log.Warn("NO --brokers GIVEN: running an EMBEDDED IN-MEMORY KAFKA broker. Nothing is durable: every record is lost when the gateway stops. Use --brokers host:port for a real cluster.",
 			"embedded_kafka", brokers, "partitions_per_new_topic", cfg.EmbeddedPartitions, "retention_bytes_per_partition", cfg.EmbeddedRetentionBytes)
+	}
+
+	// Before any Kafka client starts: fewer glibc arenas for librdkafka's
+	// threads, and a Go memory limit from the gateway's own budgets.
+	kafkaio.TuneMalloc()
+	if getenv("GOMEMLIMIT") == "" && cfg.Brokers != "" {
+		limit := cfg.MaxInflightBytes + cfg.SubscribeMemory + memoryBase
+		debug.SetMemoryLimit(limit)
+		log.Debug("Go memory limit set from the budgets: --max-inflight-bytes + --subscribe-memory + 128 MiB", "limit_bytes", limit)
 	}
 
 	prod, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
@@ -169,6 +179,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("stopped")
 	return err
 }
+
+// memoryBase is what the gateway's Go heap needs besides its budgets:
+// gRPC buffers, metrics, metadata, and room for the garbage collector.
+const memoryBase = 128 << 20
 
 // instanceName names this gateway in commit metadata, stable across its
 // restarts: the host name and the gRPC listen address.

@@ -17,9 +17,13 @@ import (
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/internal/verify"
 	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
 )
 
-func TestMain(m *testing.M) { kafkatest.Main(m) }
+func TestMain(m *testing.M) {
+	kafkaio.TuneMalloc() // as cmd/gateway does
+	kafkatest.Main(m)
+}
 
 const (
 	timeoutScale = gatewaytest.TimeoutScale // waits stretched under -race
@@ -32,6 +36,8 @@ type gateway struct {
 	addr    string
 	conn    *grpc.ClientConn
 	prod    *kafkaio.Producer
+	ksub    *kafkaio.Subscriber
+	metrics *server.Metrics
 	pub     kgatev1.PublisherClient
 	sub     kgatev1.SubscriberClient
 	brokers string
@@ -68,7 +74,29 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio
 	}
 	shorter := func(s *kafkaio.SubscriberConfig) { s.Kafka = map[string]string{"session.timeout.ms": "6000"} }
 	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: append([]func(*kafkaio.SubscriberConfig){shorter}, sub...)})
-	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, pub: g.Pub, sub: g.Sub, brokers: cfg.Brokers}
+	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, ksub: g.Subscriber, metrics: g.Metrics, pub: g.Pub, sub: g.Sub, brokers: cfg.Brokers}
+}
+
+// ksubMemory is the subscription budget in use.
+func (g *gateway) ksubMemory() int64 { return g.ksub.MemoryUsed() }
+
+// metric sums the samples of a metric of the gateway's registry.
+func (g *gateway) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := g.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			total += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return total
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {

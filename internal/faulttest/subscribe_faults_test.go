@@ -96,15 +96,19 @@ func committed(t testing.TB, adm *kadm.Client, group, topic string) map[int32]in
 
 // rebalanceStorm runs a publish load while a stream joins the group every
 // second and the previous joiner leaves (alternately cancelling and
-// half-closing), with OffsetCommit failures injected. It checks that the
-// steady member never stalls longer than maxGap while records are pending,
-// that every OK'd record is received, and that the group finally commits
-// the end of every partition.
+// half-closing), with OffsetCommit failures injected. Joiners alternate
+// between the steady stream's gateway (a local hand-over of partitions)
+// and a second gateway whose group consumer lingers 300 ms (so its
+// consumer joins and leaves the Kafka group: cooperative rebalances). It
+// checks that the steady stream never stalls longer than maxGap while
+// records are pending, that every OK'd record is received, and that the
+// group finally commits the end of every partition.
 func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 	c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(time.Second))
 	brokers := c.ListenAddrs()[0]
 	topic := kafkatest.CreateTopic(t, brokers, "storm", 4)
 	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
+	other := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers}, func(s *kafkaio.SubscriberConfig) { s.Linger = 300 * time.Millisecond })
 	failed := failCommits(c, 3)
 	group := kafkatest.Name("storm")
 	rec := verify.New("storm")
@@ -136,7 +140,11 @@ func rebalanceStorm(t *testing.T, loadFor time.Duration, maxGap time.Duration) {
 	var prev *stream
 	var prevStop func() // stops prev's acker and waits for it, so that it sends nothing after the half-close
 	for time.Since(loadStart) < loadFor {
-		s := openStream(t, gw.sub, earliest(topic, group))
+		on := gw
+		if joins%2 == 1 {
+			on = other
+		}
+		s := openStream(t, on.sub, earliest(topic, group))
 		sctx, sstop := context.WithCancel(ctx)
 		acked := make(chan struct{})
 		wg.Add(1)

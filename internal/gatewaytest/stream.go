@@ -28,6 +28,8 @@ type Stream struct {
 	// Assigns receives assignment changes; with 1000 unread, more are
 	// dropped rather than stall the records.
 	Assigns chan *kgatev1.Assignment
+	// Drained is closed when the gateway answered a drain.
+	Drained chan struct{}
 	// Done is closed when the stream ended; EndErr is then its end.
 	Done   chan struct{}
 	EndErr error
@@ -58,7 +60,7 @@ func OpenStreamFor(t testing.TB, sub kgatev1.SubscriberClient, open *kgatev1.Sub
 		t.Fatalf("Subscribe: %v", err)
 	}
 	s := &Stream{t: t, cl: cl, Cancel: cancel, Msgs: make(chan *kgatev1.ReceivedMessage, 200000),
-		Assigns: make(chan *kgatev1.Assignment, 1000), Done: make(chan struct{}), Own: map[string]bool{}}
+		Assigns: make(chan *kgatev1.Assignment, 1000), Drained: make(chan struct{}), Done: make(chan struct{}), Own: map[string]bool{}}
 	if open != nil {
 		s.Send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}})
 	}
@@ -90,6 +92,8 @@ func (s *Stream) receive() {
 			for _, m := range b.GetMessages() {
 				s.Msgs <- m
 			}
+		} else if resp.GetDrained() != nil {
+			close(s.Drained)
 		} else if a := resp.GetAssignment(); a != nil {
 			select {
 			case s.Assigns <- a:

@@ -23,6 +23,43 @@ func BrokerProcess(t testing.TB) string {
 		t.Logf("using the external cluster %s=%s", EnvBrokers, b)
 		return b
 	}
+	return StartBrokerProcess(t).Addr
+}
+
+// Broker is a broker process of the test's own.
+type Broker struct {
+	// Addr is its bootstrap address.
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// Stop freezes the broker process (SIGSTOP): connections stay open and
+// nothing answers, as with a hung broker. The test's cleanup continues it.
+func (b *Broker) Stop(t testing.TB) {
+	t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping brokerd: %v", err)
+	}
+}
+
+// Continue lets a stopped broker process run again (SIGCONT).
+func (b *Broker) Continue(t testing.TB) {
+	t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("continuing brokerd: %v", err)
+	}
+}
+
+// StartBrokerProcess runs kfake as its own process for a test that needs
+// the process itself (to stop it); it skips the test when
+// KGATE_TEST_BROKERS names an external cluster. The broker is continued,
+// stopped with SIGTERM and waited for when the test ends; it must then
+// exit cleanly.
+func StartBrokerProcess(t testing.TB) *Broker {
+	t.Helper()
+	if b, ok := External(); ok {
+		t.Skipf("this test stops its broker process; %s=%s names an external cluster, which cannot be stopped from here", EnvBrokers, b)
+	}
 	bin := filepath.Join(t.TempDir(), "brokerd")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kgate/kgate/internal/kafkatest/brokerd").CombinedOutput(); err != nil {
 		t.Fatalf("building brokerd: %v\n%s", err, out)
@@ -50,6 +87,7 @@ func BrokerProcess(t testing.TB) string {
 	}()
 	ready := false
 	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
@@ -65,14 +103,14 @@ func BrokerProcess(t testing.TB) string {
 	select {
 	case a := <-addr:
 		ready = true
-		return a
+		return &Broker{Addr: a, cmd: cmd}
 	case err := <-exited:
 		exited <- err // for the cleanup
 		t.Fatalf("brokerd exited before it was ready: %v\n%s", err, stderr.String())
 	case <-time.After(30 * time.Second):
 		t.Fatal("brokerd did not print its address within 30s")
 	}
-	return ""
+	return nil
 }
 
 // SyncBuffer collects a child process's output, written by exec's copying

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/kafkatest"
+)
+
+var metricsListeningRE = regexp.MustCompile(`msg="kgate listening" .*metrics=(\S+)`)
+
+// TestNeverReadingGroupsStayWithinTheSubscriptionBudget opens 100
+// Subscribe streams on the gateway process, each of its own group, that
+// never read, on a topic holding 60 MB. The gateway's RSS stays within the
+// subscription budget (--subscribe-memory 256 MiB: each group consumer's
+// librdkafka buffers and the records held) plus 64 MB; the streams it
+// cannot hold are refused with RESOURCE_EXHAUSTED and RetryInfo. When the
+// streams end, the consumers leave after their linger, the budget is free
+// again, and the memory goes back to the system.
+func TestNeverReadingGroupsStayWithinTheSubscriptionBudget(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.BrokerProcess(t)
+	topic := kafkatest.CreateTopic(t, brokers, "never", 3)
+	cl := kafkatest.Client(t, brokers, kgo.ProducerLinger(5*time.Millisecond))
+	value := make([]byte, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for i := 0; i < 60000; i += 500 {
+		batch := make([]*kgo.Record, 500)
+		for j := range batch {
+			batch[j] = &kgo.Record{Topic: topic, Value: value}
+		}
+		if err := cl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const budget = 256 << 20
+	gateway := goBuild(t, t.TempDir(), "gateway", "github.com/kgate/kgate/cmd/gateway")
+	gw, _ := startGatewayProc(t, gateway, "gateway", brokers, "--subscribe-memory", strconv.Itoa(budget), "--subscribe-linger", "500ms",
+		"--kafka-consumer", "session.timeout.ms=6000")
+	metricsAddr := gw.waitFor(t, metricsListeningRE, startTimeout, "the metrics address")[1]
+	addr := gw.waitFor(t, grpcListeningRE, startTimeout, "the gRPC address")[1]
+	budgetUsed := func() float64 { return scrapeMetric(t, metricsAddr, "kgate_subscribe_memory_bytes") }
+	rss0 := procRSS(t, gw.cmd.Process.Pid)
+
+	// Clients that never read, on connections that keep HTTP/2's initial
+	// windows: what the gateway sends them is bounded by those.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sctx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	refused := 0
+	for i := 0; i < 100; i++ {
+		st, err := kgatev1.NewSubscriberClient(conn).Subscribe(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := &kgatev1.SubscribeOpen{Topics: []string{topic}, Group: kafkatest.Name("never"), StartPosition: kgatev1.StartPosition_START_POSITION_EARLIEST}
+		if err := st.Send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: open}}); err != nil {
+			t.Fatal(err)
+		}
+		// A refused stream ends at once; an accepted one is sent records,
+		// which this client then stops reading.
+		if _, err := st.Recv(); err != nil {
+			if c := status.Code(err); c != codes.ResourceExhausted {
+				t.Fatalf("stream %d: %v, want records or RESOURCE_EXHAUSTED", i, err)
+			}
+			refused++
+		}
+	}
+	if !pollUntil(60*time.Second, func() bool { return budgetUsed() >= budget*9/10 }) {
+		t.Fatalf("the budget used reached only %.0f MB", budgetUsed()/(1<<20))
+	}
+	time.Sleep(3 * time.Second) // the held state settles; its size is what is measured
+	rss1 := procRSS(t, gw.cmd.Process.Pid)
+	t.Logf("100 never-reading groups: %d refused; budget used %.0f MB; gateway RSS %d -> %d MB", refused, budgetUsed()/(1<<20), rss0>>20, rss1>>20)
+	if refused == 0 {
+		t.Error("no stream was refused: the budget bounded nothing")
+	}
+	if bound := int64(budget + 64<<20); rss1-rss0 > bound {
+		t.Errorf("the gateway's RSS grew by %d MB; want within the budget plus 64 MB (%d MB)", (rss1-rss0)>>20, bound>>20)
+	}
+	stopStreams()
+	if !pollUntil(60*time.Second, func() bool { return budgetUsed() == 0 }) {
+		t.Fatalf("the budget is still used after the streams ended: %.0f MB", budgetUsed()/(1<<20))
+	}
+	var rss2 int64
+	pollUntil(10*time.Second, func() bool { rss2 = procRSS(t, gw.cmd.Process.Pid); return rss2-rss0 < 64<<20 })
+	t.Logf("after the streams ended and the consumers left: gateway RSS %d MB", rss2>>20)
+	if rss2-rss0 > 64<<20 {
+		t.Errorf("the gateway kept %d MB after every consumer left; want it given back (within 64 MB of its idle RSS)", (rss2-rss0)>>20)
+	}
+}
+
+// procRSS returns a process's resident set size.
+func procRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc to read RSS from: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+// scrapeMetric returns the sum of a metric's samples on the gateway's
+// metrics endpoint.
+func scrapeMetric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	total := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			total += v
+		}
+	}
+	return total
+}
