@@ -51,6 +51,9 @@ const (
 	ReasonUnknownPartition = "UNKNOWN_PARTITION"
 	ReasonClosed           = "GATEWAY_SHUTTING_DOWN"
 	ReasonOutcomeUnknown   = "OUTCOME_UNKNOWN"
+	// ReasonUnknownTopic is the reason of every KindNotFound error for a
+	// topic that does not exist, from Publish and Subscribe alike.
+	ReasonUnknownTopic = "UNKNOWN_TOPIC"
 )
 
 // Error is an error of this package.
@@ -129,7 +132,7 @@ func fromKafka(err error, what string) *Error {
 	case kafka.ErrTopicException:
 		return errorf(KindInvalid, ReasonInvalidTopic, "%s: invalid topic (%v)", what, ke)
 	case kafka.ErrUnknownTopic, kafka.ErrUnknownTopicOrPart:
-		return errorf(KindNotFound, reason, "%s: the topic does not exist; create it first (%v)", what, ke)
+		return errorf(KindNotFound, ReasonUnknownTopic, "%s: the topic does not exist; create it first (%v)", what, ke)
 	case kafka.ErrTopicAuthorizationFailed, kafka.ErrGroupAuthorizationFailed, kafka.ErrClusterAuthorizationFailed,
 		kafka.ErrTransactionalIDAuthorizationFailed, kafka.ErrSaslAuthenticationFailed, kafka.ErrAuthentication:
 		return errorf(KindPermission, reason, "%s: not allowed by the Kafka cluster (%v); grant the gateway's principal access", what, ke)

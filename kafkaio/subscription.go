@@ -316,7 +316,7 @@ func checkTopic(ctx context.Context, c *kafka.Consumer, topic string) error {
 	}
 	t, ok := md.Topics[topic]
 	if !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart || t.Error.Code() == kafka.ErrUnknownTopic || (t.Error.Code() == kafka.ErrNoError && len(t.Partitions) == 0) {
-		return errorf(KindNotFound, "UNKNOWN_TOPIC", "topic %q does not exist: create it (or publish to it, where the cluster creates topics on first use), then subscribe again", topic)
+		return errorf(KindNotFound, ReasonUnknownTopic, "topic %q does not exist: create it (or publish to it, where the cluster creates topics on first use), then subscribe again", topic)
 	}
 	if t.Error.Code() != kafka.ErrNoError {
 		return fromKafka(t.Error, fmt.Sprintf("topic %q", topic))
@@ -585,7 +585,7 @@ func (s *Subscription) handle(ev kafka.Event, now time.Time) error {
 		case e.Code() == kafka.ErrTopicAuthorizationFailed || e.Code() == kafka.ErrGroupAuthorizationFailed:
 			return fromKafka(e, "consuming")
 		case e.Code() == kafka.ErrUnknownTopicOrPart || e.Code() == kafka.ErrUnknownTopic:
-			return errorf(KindNotFound, "UNKNOWN_TOPIC", "a subscribed topic no longer exists (%v): resubscribe once it is back", e)
+			return errorf(KindNotFound, ReasonUnknownTopic, "a subscribed topic no longer exists (%v): resubscribe once it is back", e)
 		default:
 			s.log.Warn("Kafka consumer error; retrying", "err", e, "code", e.Code())
 		}

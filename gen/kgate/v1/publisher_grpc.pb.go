@@ -60,7 +60,8 @@ type PublisherClient interface {
 	//     limit, a partition that the topic does not have). Fix the request; do
 	//     not retry it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
-	//     topics on first use. Create the topic, then retry. Nothing was written.
+	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
+	//     Subscribe). Create the topic, then retry. Nothing was written.
 	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
 	//     the topic. Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
@@ -207,7 +208,8 @@ type PublisherServer interface {
 	//     limit, a partition that the topic does not have). Fix the request; do
 	//     not retry it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
-	//     topics on first use. Create the topic, then retry. Nothing was written.
+	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
+	//     Subscribe). Create the topic, then retry. Nothing was written.
 	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
 	//     the topic. Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte

@@ -60,8 +60,9 @@ type SubscriberClient interface {
 	//     invalid (no topics, an illegal topic name, empty group, limits out of
 	//     range, max_delivery_attempts without dead_letter_topic), or a second
 	//     `open` was sent. Fix the request; do not retry unchanged.
-	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
-	//     it when the cluster creates topics on first use), then reconnect.
+	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
+	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
+	//     cluster creates topics on first use), then reconnect.
 	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
 	//     topic or join the group.
 	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
@@ -131,8 +132,9 @@ type SubscriberServer interface {
 	//     invalid (no topics, an illegal topic name, empty group, limits out of
 	//     range, max_delivery_attempts without dead_letter_topic), or a second
 	//     `open` was sent. Fix the request; do not retry unchanged.
-	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
-	//     it when the cluster creates topics on first use), then reconnect.
+	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
+	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
+	//     cluster creates topics on first use), then reconnect.
 	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
 	//     topic or join the group.
 	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
