@@ -177,8 +177,14 @@ func TestPublishStreamEnds(t *testing.T) {
 	for {
 		_, err := st.Recv()
 		if err != nil {
-			if s := status.Convert(err); s.Code() != codes.Unavailable {
+			s, d := detailsOf(t, err)
+			if s.Code() != codes.Unavailable {
 				t.Fatalf("stream ended with %v %q at shutdown, want Unavailable", s.Code(), s.Message())
+			}
+			// UNAVAILABLE without kgate's ErrorInfo means a broken
+			// connection (outcome unknown); the gateway's own carries it.
+			if d.info == nil || d.info.Reason != kafkaio.ReasonClosed || d.info.Domain != "kgate.v1" {
+				t.Errorf("stream ended UNAVAILABLE at shutdown with ErrorInfo %v, want reason %s in domain kgate.v1", d.info, kafkaio.ReasonClosed)
 			}
 			break
 		}

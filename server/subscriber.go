@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -63,7 +62,11 @@ func (s *SubscriberService) Shutdown() {
 // RPCs end: call it after the gRPC server stopped.
 func (s *SubscriberService) Wait() { s.receivers.Wait() }
 
-var errShuttingDown = status.Error(codes.Unavailable, "the gateway is shutting down: acked offsets were committed; reconnect, to another instance if there is one")
+// errShuttingDown ends Subscribe and PublishStream streams at shutdown. Like
+// every UNAVAILABLE the gateway answers, it carries kgate's ErrorInfo
+// (GATEWAY_SHUTTING_DOWN): one without it is gRPC's, a broken connection.
+var errShuttingDown = toStatus(&kafkaio.Error{Kind: kafkaio.KindUnavailable, Reason: kafkaio.ReasonClosed,
+	Message: "the gateway is shutting down: acked offsets were committed; reconnect, to another instance if there is one"})
 
 // Subscribe implements kgate.v1.Subscriber/Subscribe.
 func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer) error {

@@ -510,7 +510,9 @@ type MessageOutcome struct {
 	// UNKNOWN, and UNAVAILABLE with reason MESSAGE_TIMED_OUT, mean the outcome
 	// is unknown. Any other code means the message was not written and may be
 	// retried (after fixing it, for INVALID_ARGUMENT; after retry_delay, for
-	// RESOURCE_EXHAUSTED).
+	// RESOURCE_EXHAUSTED). An outcome is always the gateway's own answer, so
+	// the rule of Publish for statuses without kgate's ErrorInfo does not
+	// apply to it.
 	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Machine-readable reason in UPPER_SNAKE_CASE, for example
 	// PRODUCER_QUEUE_FULL, MESSAGE_TIMED_OUT or NOT_ENOUGH_IN_SYNC_REPLICAS. Empty when OK.

@@ -72,12 +72,21 @@ type PublisherClient interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
-	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
-	//     shutting down: the messages were not written; retry, preferably with
-	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
-	//     did not acknowledge within message.timeout.ms (30 s by default), and
-	//     librdkafka cannot tell whether a request it had sent was written, so
-	//     the outcome is unknown; a retry may write the message twice.
+	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
+	//     reached, or the gateway is shutting down (reason
+	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
+	//     preferably with backoff. Except with reason MESSAGE_TIMED_OUT: the
+	//     brokers did not acknowledge within message.timeout.ms (30 s by
+	//     default), and librdkafka cannot tell whether a request it had sent
+	//     was written, so the outcome is unknown; a retry may write the message
+	//     twice.
+	//   - UNAVAILABLE without kgate's ErrorInfo: gRPC's own, not the
+	//     gateway's answer. The connection broke or could not be made (the
+	//     gateway was killed or restarted, a proxy or the network cut it:
+	//     "connection reset by peer", "error reading from server: EOF").
+	//     The outcome is unknown: the gateway may have written the messages
+	//     before the connection broke. Retry, preferably against another
+	//     instance; a retry may write a message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.
@@ -89,13 +98,29 @@ type PublisherClient interface {
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
-	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log. Retry against another instance.
+	//   - INTERNAL: with kgate's ErrorInfo, an unrecoverable producer error
+	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
+	//     request gRPC could not decode, and the outcome is unknown. The
+	//     details are in the gateway's log. Retry against another instance.
 	//
-	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
-	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
-	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
-	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	// Every error the gateway answers carries google.rpc.ErrorInfo with a
+	// machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
+	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
+	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
+	// a proxy or the gateway's transport), not by the gateway's handler.
+	//
+	// Outcome unknown: after exactly these answers a message may or may not
+	// be written, and a retry may write it twice:
+	//
+	//   - DEADLINE_EXCEEDED, CANCELED and UNKNOWN;
+	//   - UNAVAILABLE with ErrorInfo reason MESSAGE_TIMED_OUT;
+	//   - UNAVAILABLE or INTERNAL without kgate's ErrorInfo (a connection
+	//     that broke mid-call, a bug).
+	//
+	// Every other error means not written. In a PublishFailure (and a
+	// PublishStream outcome) the same holds per message, by outcome code and
+	// reason.
 	//
 	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
 	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
@@ -110,8 +135,8 @@ type PublisherClient interface {
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
 	// messages whose outcome code is not OK. An error without a PublishFailure
-	// means no message of the request was written, except for
-	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
+	// means no message of the request was written, except for the answers
+	// above whose outcome is unknown, where nothing is known.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway
@@ -220,12 +245,21 @@ type PublisherServer interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
-	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
-	//     shutting down: the messages were not written; retry, preferably with
-	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
-	//     did not acknowledge within message.timeout.ms (30 s by default), and
-	//     librdkafka cannot tell whether a request it had sent was written, so
-	//     the outcome is unknown; a retry may write the message twice.
+	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
+	//     reached, or the gateway is shutting down (reason
+	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
+	//     preferably with backoff. Except with reason MESSAGE_TIMED_OUT: the
+	//     brokers did not acknowledge within message.timeout.ms (30 s by
+	//     default), and librdkafka cannot tell whether a request it had sent
+	//     was written, so the outcome is unknown; a retry may write the message
+	//     twice.
+	//   - UNAVAILABLE without kgate's ErrorInfo: gRPC's own, not the
+	//     gateway's answer. The connection broke or could not be made (the
+	//     gateway was killed or restarted, a proxy or the network cut it:
+	//     "connection reset by peer", "error reading from server: EOF").
+	//     The outcome is unknown: the gateway may have written the messages
+	//     before the connection broke. Retry, preferably against another
+	//     instance; a retry may write a message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.
@@ -237,13 +271,29 @@ type PublisherServer interface {
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
-	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log. Retry against another instance.
+	//   - INTERNAL: with kgate's ErrorInfo, an unrecoverable producer error
+	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
+	//     request gRPC could not decode, and the outcome is unknown. The
+	//     details are in the gateway's log. Retry against another instance.
 	//
-	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
-	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
-	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
-	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	// Every error the gateway answers carries google.rpc.ErrorInfo with a
+	// machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
+	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
+	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
+	// a proxy or the gateway's transport), not by the gateway's handler.
+	//
+	// Outcome unknown: after exactly these answers a message may or may not
+	// be written, and a retry may write it twice:
+	//
+	//   - DEADLINE_EXCEEDED, CANCELED and UNKNOWN;
+	//   - UNAVAILABLE with ErrorInfo reason MESSAGE_TIMED_OUT;
+	//   - UNAVAILABLE or INTERNAL without kgate's ErrorInfo (a connection
+	//     that broke mid-call, a bug).
+	//
+	// Every other error means not written. In a PublishFailure (and a
+	// PublishStream outcome) the same holds per message, by outcome code and
+	// reason.
 	//
 	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
 	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
@@ -258,8 +308,8 @@ type PublisherServer interface {
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
 	// messages whose outcome code is not OK. An error without a PublishFailure
-	// means no message of the request was written, except for
-	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
+	// means no message of the request was written, except for the answers
+	// above whose outcome is unknown, where nothing is known.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway
