@@ -69,6 +69,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
+		// Stream handlers see requests that do not decode (see requestCodec).
+		codecOption(),
 		grpc.InTapHandle(cfg.Publisher.admit),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),

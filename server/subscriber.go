@@ -25,7 +25,7 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, cfg kafkaio.SubscriptionConfig) (*kafkaio.Subscription, error)
 }
 
-// maxDeadline bounds ack deadlines, extensions and nack delays.
+// maxDeadline bounds ack deadlines, extensions, nack delays and backoffs.
 const maxDeadline = 10 * time.Minute
 
 // SubscriberService implements kgate.v1.Subscriber.
@@ -71,7 +71,7 @@ var errShuttingDown = toStatus(&kafkaio.Error{Kind: kafkaio.KindUnavailable, Rea
 // Subscribe implements kgate.v1.Subscriber/Subscribe.
 func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	first, err := recvSubscribeRequest(stream)
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -230,7 +230,7 @@ func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub *kafkaio.Sub
 // ends. It returns io.EOF when the client half-closed, or a status error.
 func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscriber_SubscribeServer, sub *kafkaio.Subscription, ackDeadline time.Duration, autoAck bool) error {
 	for {
-		req, err := stream.Recv()
+		req, err := recvSubscribeRequest(stream)
 		if err != nil {
 			return err
 		}
@@ -241,15 +241,15 @@ func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscrib
 		case *kgatev1.SubscribeRequest_Ack:
 			sub.Ack(ctx, r.Ack.GetAckIds())
 		case *kgatev1.SubscribeRequest_Nack:
-			d, useBackoff := time.Duration(0), r.Nack.GetDelay() == nil
-			if !useBackoff {
-				d = clampDuration(r.Nack.GetDelay())
+			d, useBackoff, err := nackDelay(r.Nack.GetDelay())
+			if err != nil {
+				return err
 			}
 			sub.Nack(ctx, r.Nack.GetAckIds(), d, useBackoff)
 		case *kgatev1.SubscribeRequest_Extend:
-			d := ackDeadline
-			if r.Extend.GetDeadline() != nil {
-				d = clampDuration(r.Extend.GetDeadline())
+			d, err := extendDeadline(r.Extend.GetDeadline(), ackDeadline)
+			if err != nil {
+				return err
 			}
 			sub.Extend(ctx, r.Extend.GetAckIds(), d)
 		case *kgatev1.SubscribeRequest_Open:
@@ -258,14 +258,6 @@ func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscrib
 			return invalidf("EMPTY_REQUEST", "empty request: set one of ack, nack or extend")
 		}
 	}
-}
-
-// clampDuration reads a client duration as [0, maxDeadline].
-func clampDuration(d *durationpb.Duration) time.Duration {
-	if err := d.CheckValid(); err != nil {
-		return 0
-	}
-	return min(max(d.AsDuration(), 0), maxDeadline)
 }
 
 func requestKind(r *kgatev1.SubscribeRequest) string {
@@ -283,10 +275,11 @@ func requestKind(r *kgatev1.SubscribeRequest) string {
 // subscriptionConfig checks what only the API knows (durations) and maps
 // open to kafkaio's configuration, which checks the rest.
 func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, error) {
+	earliest, err := startEarliest(o.GetStartPosition())
 	cfg := kafkaio.SubscriptionConfig{
 		Topics:          o.GetTopics(),
 		Group:           o.GetGroup(),
-		StartEarliest:   o.GetStartPosition() == kgatev1.StartPosition_START_POSITION_EARLIEST,
+		StartEarliest:   earliest,
 		DeadLetterTopic: o.GetDeadLetterTopic(),
 		Window: flowcontrol.TrackerConfig{
 			MaxMessages: int(o.GetMaxOutstandingMessages()),
@@ -294,8 +287,14 @@ func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, e
 			MaxAttempts: o.GetMaxDeliveryAttempts(),
 		},
 	}
+	if err != nil {
+		return cfg, err
+	}
 	if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_messages_per_response %d is out of range: use 1 to %d, or 0 for one record per response", n, maxBatchMessages)
+	}
+	if n := o.GetMaxDeliveryAttempts(); n < 0 {
+		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_delivery_attempts %d is out of range: use 1 or more (with dead_letter_topic), or 0 for unlimited redelivery", n)
 	}
 	if o.GetMaxOutstandingMessages() > 1_000_000 {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_outstanding_messages %d is out of range: use 1 to 1000000, or 0 for the default", o.GetMaxOutstandingMessages())

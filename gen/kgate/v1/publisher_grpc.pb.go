@@ -161,7 +161,11 @@ type PublisherClient interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
-	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message
+	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
+	//     (MALFORMED_REQUEST, naming the field: a string, such as
+	//     correlation_id, that is not valid UTF-8). The messages before it
+	//     are answered first, as after a half-close.
 	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 }
 
@@ -334,7 +338,11 @@ type PublisherServer interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
-	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message
+	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
+	//     (MALFORMED_REQUEST, naming the field: a string, such as
+	//     correlation_id, that is not valid UTF-8). The messages before it
+	//     are answered first, as after a half-close.
 	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	mustEmbedUnimplementedPublisherServer()
 }
