@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kgate/kgate/server"
 )
 
 // Config is everything the gateway binary is configured with. Each field is
@@ -43,7 +45,8 @@ type Config struct {
 	// RESOURCE_EXHAUSTED.
 	MaxInflightBytes int64
 	// MaxMessageBytes is the largest message (key, value and headers)
-	// Publish accepts.
+	// Publish accepts; at most MaxRequestBytes - server.RequestOverheadBytes,
+	// so that such a message fits in a request.
 	MaxMessageBytes int64
 	// ShutdownTimeout bounds the wait for in-flight work on SIGTERM.
 	ShutdownTimeout time.Duration
@@ -119,7 +122,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Var(kafkaProps(cfg.KafkaProducer), "kafka-producer", "librdkafka property key=value for the producer only, such as linger.ms or message.timeout.ms (repeatable; wins over --kafka)")
 	fs.Var(kafkaProps(cfg.KafkaConsumer), "kafka-consumer", "librdkafka property key=value for the consumers only, such as fetch.wait.max.ms (repeatable; wins over --kafka)")
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
-	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
+	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts; at most --max-request-bytes - 1024")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on the gRPC port (with --tls-key)")
@@ -128,7 +131,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'")
 	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; empty allows every identified caller everything")
 	fs.IntVar(&cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 100, "open Subscribe/PublishStream streams per caller (0 = unbounded)")
-	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "largest gRPC request accepted (a whole Publish batch)")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "largest gRPC request accepted (a whole Publish batch); gRPC refuses a larger one with RESOURCE_EXHAUSTED without details")
 	fs.UintVar(&cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "concurrent calls per client connection")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
@@ -241,6 +244,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--max-streams-per-principal must not be negative, got %d", c.MaxStreamsPerPrincipal)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("--max-request-bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.MaxMessageBytes > int64(c.MaxRequestBytes)-server.RequestOverheadBytes:
+		return fmt.Errorf("--max-message-bytes %d does not fit in --max-request-bytes %d: a request with one message of that size needs %d bytes more for its topic and framing, so such a message could never be sent; lower --max-message-bytes to at most %d or raise --max-request-bytes to at least %d",
+			c.MaxMessageBytes, c.MaxRequestBytes, server.RequestOverheadBytes, int64(c.MaxRequestBytes)-server.RequestOverheadBytes, c.MaxMessageBytes+server.RequestOverheadBytes)
 	case c.MaxConcurrentStreams == 0:
 		return fmt.Errorf("--max-concurrent-streams must be positive")
 	}

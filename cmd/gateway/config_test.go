@@ -132,6 +132,11 @@ func TestParseConfig(t *testing.T) {
 			name: "unrelated variables are ignored",
 			env:  map[string]string{"BROKERS": "x:1", "KGATE_TEST_BROKERS": "y:2", "KGATE_NO_SUCH": "z"},
 		},
+		11: {
+			name: "the largest message that fits in a request",
+			args: []string{"--max-message-bytes", "4193280"},
+			want: func(c *Config) { c.MaxMessageBytes = 4193280 },
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -194,6 +199,9 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA="linger.ms=5;oops": "oops" is not key=value`},
 		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive"},
 		17: {env: map[string]string{"KGATE_LOG_FORMAT": "yaml"}, want: `--log-format must be text or json, got "yaml"`},
+		18: {args: []string{"--max-message-bytes", "4194304"}, want: "--max-message-bytes 4194304 does not fit in --max-request-bytes 4194304: a request with one message of that size needs 1024 bytes more for its topic and framing"},
+		19: {args: []string{"--max-request-bytes", "1000000"}, want: "lower --max-message-bytes to at most 998976 or raise --max-request-bytes to at least 1001024"},
+		20: {args: []string{"--max-message-bytes", "4193281"}, want: "--max-message-bytes 4193281 does not fit"},
 	} {
 		var out bytes.Buffer
 		cfg, err := parseConfig(tc.args, envOf(tc.env), &out)

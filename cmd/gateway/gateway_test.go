@@ -181,6 +181,8 @@ func testFlags(t *testing.T, gateway string) {
 		15: {name: "kafka-producer acks=1", args: []string{"--kafka-producer", "acks=1"}, want: "kafka property acks=1 is refused"},
 		16: {name: "kafka-consumer enable.auto.offset.store=true", args: []string{"--kafka-consumer", "enable.auto.offset.store=true"}, want: "kafka property enable.auto.offset.store=true is refused"},
 		17: {name: "kafka-consumer bootstrap.servers", args: []string{"--kafka-consumer", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
+		18: {name: "max-message-bytes over max-request-bytes", args: []string{"--max-message-bytes", "2000000", "--max-request-bytes", "1048576"},
+			want: "--max-message-bytes 2000000 does not fit in --max-request-bytes 1048576"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

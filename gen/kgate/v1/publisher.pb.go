@@ -150,7 +150,10 @@ type PublishRequest struct {
 	// letters, digits, '.', '_' and '-', and neither "." nor "..".
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Messages to write, at least one. Each message is at most the gateway's
-	// --max-message-bytes (key, value and headers together; 1 MiB by default).
+	// --max-message-bytes (key, value and headers together; 1000000 bytes by
+	// default), else INVALID_ARGUMENT (MESSAGE_TOO_LARGE). The whole request,
+	// encoded, is at most --max-request-bytes (4194304 bytes by default),
+	// else RESOURCE_EXHAUSTED without ErrorInfo (see Publish).
 	Messages      []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

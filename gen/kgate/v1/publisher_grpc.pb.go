@@ -72,6 +72,14 @@ type PublisherClient interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
+	//     says "grpc: received message larger than max (N vs. M)"): not "at
+	//     capacity" but a request larger than the gateway's
+	//     --max-request-bytes (4194304 bytes by default), refused by gRPC
+	//     before the gateway read it. Nothing was written and a retry will not
+	//     help: split the batch into smaller requests. (A client library's own
+	//     "trying to send message larger than max" is the same, on the client
+	//     side.)
 	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
 	//     reached, or the gateway is shutting down (reason
 	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
@@ -150,8 +158,9 @@ type PublisherClient interface {
 	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
 	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
-	// (outcome unknown). A message refused at once (invalid, or no capacity)
-	// gets its response at once; the stream goes on.
+	// (outcome unknown). A message refused at once (invalid, too large for
+	// --max-message-bytes, or no capacity) gets its response at once; the
+	// stream goes on.
 	//
 	// The stream ends:
 	//
@@ -161,6 +170,17 @@ type PublisherClient interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo ("grpc: received
+	//     message larger than max (N vs. M)"), when one stream message is
+	//     larger than the gateway's --max-request-bytes (4194304 bytes by
+	//     default). gRPC ends the whole stream at once, before the gateway
+	//     reads that message or sends the responses it still owes: the
+	//     outcome of messages without a response is unknown. A message of
+	//     --max-message-bytes always fits (the gateway refuses to start
+	//     otherwise), so this happens only with a very long correlation_id or
+	//     topic or very many headers; such a message over --max-message-bytes
+	//     but under --max-request-bytes gets INVALID_ARGUMENT
+	//     (MESSAGE_TOO_LARGE) as its outcome instead, and the stream goes on.
 	//   - INVALID_ARGUMENT, for a request without correlation_id or message
 	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
 	//     (MALFORMED_REQUEST, naming the field: a string, such as
@@ -249,6 +269,14 @@ type PublisherServer interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
+	//     says "grpc: received message larger than max (N vs. M)"): not "at
+	//     capacity" but a request larger than the gateway's
+	//     --max-request-bytes (4194304 bytes by default), refused by gRPC
+	//     before the gateway read it. Nothing was written and a retry will not
+	//     help: split the batch into smaller requests. (A client library's own
+	//     "trying to send message larger than max" is the same, on the client
+	//     side.)
 	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
 	//     reached, or the gateway is shutting down (reason
 	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
@@ -327,8 +355,9 @@ type PublisherServer interface {
 	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
 	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
-	// (outcome unknown). A message refused at once (invalid, or no capacity)
-	// gets its response at once; the stream goes on.
+	// (outcome unknown). A message refused at once (invalid, too large for
+	// --max-message-bytes, or no capacity) gets its response at once; the
+	// stream goes on.
 	//
 	// The stream ends:
 	//
@@ -338,6 +367,17 @@ type PublisherServer interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo ("grpc: received
+	//     message larger than max (N vs. M)"), when one stream message is
+	//     larger than the gateway's --max-request-bytes (4194304 bytes by
+	//     default). gRPC ends the whole stream at once, before the gateway
+	//     reads that message or sends the responses it still owes: the
+	//     outcome of messages without a response is unknown. A message of
+	//     --max-message-bytes always fits (the gateway refuses to start
+	//     otherwise), so this happens only with a very long correlation_id or
+	//     topic or very many headers; such a message over --max-message-bytes
+	//     but under --max-request-bytes gets INVALID_ARGUMENT
+	//     (MESSAGE_TOO_LARGE) as its outcome instead, and the stream goes on.
 	//   - INVALID_ARGUMENT, for a request without correlation_id or message
 	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
 	//     (MALFORMED_REQUEST, naming the field: a string, such as
