@@ -52,6 +52,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HealthInterval is how often Kafka reachability is checked.
 	HealthInterval time.Duration
+	// HealthFailures is how many checks in a row must fail before health
+	// turns NOT_SERVING; the first successful check makes it SERVING again.
+	HealthFailures int
 	// TLSCert and TLSKey are PEM files: with them the gRPC port speaks TLS.
 	TLSCert, TLSKey string
 	// TLSClientCA is a PEM file of CAs: with it clients must present a
@@ -124,7 +127,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts; at most --max-request-bytes - 1024")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
-	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
+	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service (each check may take as long)")
+	fs.IntVar(&cfg.HealthFailures, "health-failures", 3, "checks in a row that must fail before health turns NOT_SERVING; the first success turns it SERVING again")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on the gRPC port (with --tls-key)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); the certificate's common name is the caller's principal")
@@ -236,6 +240,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
 	case c.HealthInterval <= 0:
 		return fmt.Errorf("--health-interval must be positive, got %v", c.HealthInterval)
+	case c.HealthFailures <= 0:
+		return fmt.Errorf("--health-failures must be positive, got %d", c.HealthFailures)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
 	case c.TLSClientCA != "" && c.TLSCert == "":

@@ -28,6 +28,7 @@ func defaultConfig() *Config {
 		MaxMessageBytes:        1_000_000,
 		ShutdownTimeout:        15 * time.Second,
 		HealthInterval:         2 * time.Second,
+		HealthFailures:         3,
 		MetricsListen:          ":9090",
 		MaxStreamsPerPrincipal: 100,
 		MaxRequestBytes:        4 << 20,
@@ -55,7 +56,7 @@ func TestParseConfig(t *testing.T) {
 				"--listen", "127.0.0.1:7000", "--brokers", "k1:9092,k2:9092", "--embedded-kafka", "127.0.0.1:19092",
 				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--kafka-producer", "acks=all",
 				"--kafka-consumer", "fetch.wait.max.ms=50", "--max-inflight-bytes", "1024",
-				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms",
+				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms", "--health-failures", "5",
 				"--log-level", "debug", "--log-format", "json", "--metrics-listen", "127.0.0.1:9999",
 			},
 			want: func(c *Config) {
@@ -65,7 +66,7 @@ func TestParseConfig(t *testing.T) {
 				c.KafkaProducer = map[string]string{"acks": "all"}
 				c.KafkaConsumer = map[string]string{"fetch.wait.max.ms": "50"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
-				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
+				c.ShutdownTimeout, c.HealthInterval, c.HealthFailures = 3*time.Second, 250*time.Millisecond, 5
 				c.LogLevel, c.LogFormat = "debug", "json"
 			},
 		},
@@ -202,6 +203,7 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		18: {args: []string{"--max-message-bytes", "4194304"}, want: "--max-message-bytes 4194304 does not fit in --max-request-bytes 4194304: a request with one message of that size needs 1024 bytes more for its topic and framing"},
 		19: {args: []string{"--max-request-bytes", "1000000"}, want: "lower --max-message-bytes to at most 998976 or raise --max-request-bytes to at least 1001024"},
 		20: {args: []string{"--max-message-bytes", "4193281"}, want: "--max-message-bytes 4193281 does not fit"},
+		21: {args: []string{"--health-failures", "0"}, want: "--health-failures must be positive, got 0"},
 	} {
 		var out bytes.Buffer
 		cfg, err := parseConfig(tc.args, envOf(tc.env), &out)

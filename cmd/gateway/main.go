@@ -116,7 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName, server.SubscriberServiceName)
+		server.WatchKafka(watchCtx, hs, prod, server.HealthPolicy{Interval: cfg.HealthInterval, Failures: cfg.HealthFailures}, log,
+			server.PublisherServiceName, server.SubscriberServiceName)
 	}()
 	serveErr := make(chan error, 1)
 	go func() {
