@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/internal/kafkatest"
@@ -91,10 +93,79 @@ func testEmbedded(t *testing.T, gateway string) {
 		}
 	}
 	waitServing(t, conn, "", "kgate.v1.Publisher")
+	checkReflectionComments(t, conn)
 
 	publishAndVerify(t, conn, brokers, "orders")
 
 	gw.terminate(t)
+}
+
+// checkReflectionComments asks server reflection, as `grpcurl describe`
+// does, for the file defining each of kgate's services, and checks that it
+// carries the proto's comments: the status codes of each RPC and what to
+// do about them.
+func checkReflectionComments(t *testing.T, conn *grpc.ClientConn) {
+	t.Helper()
+	for svc, want := range map[string]struct{ method, says string }{
+		"kgate.v1.Publisher":  {"Publish", "Status codes and what the client should do"},
+		"kgate.v1.Subscriber": {"Subscribe", "Status codes that end the stream and what the client should do"},
+	} {
+		fd := fileContainingSymbol(t, conn, svc)
+		var comments []string
+		for si, s := range fd.GetService() {
+			if fd.GetPackage()+"."+s.GetName() != svc {
+				continue
+			}
+			for mi, m := range s.GetMethod() {
+				if m.GetName() != want.method {
+					continue
+				}
+				for _, loc := range fd.GetSourceCodeInfo().GetLocation() {
+					if slices.Equal(loc.GetPath(), []int32{6, int32(si), 2, int32(mi)}) { // service, method
+						comments = append(comments, loc.GetLeadingComments())
+					}
+				}
+			}
+		}
+		if len(comments) != 1 || !strings.Contains(comments[0], want.says) {
+			t.Errorf("server reflection describes %s.%s with comments %q, want them to say %q", svc, want.method, comments, want.says)
+		}
+	}
+}
+
+// fileContainingSymbol asks server reflection (v1) for the file that
+// defines symbol.
+func fileContainingSymbol(t *testing.T, conn *grpc.ClientConn, symbol string) *descriptorpb.FileDescriptorProto {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatalf("server reflection: %v", err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: symbol},
+	}); err != nil {
+		t.Fatalf("server reflection send: %v", err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("server reflection, file containing %s: %v", symbol, err)
+	}
+	_ = stream.CloseSend()
+	for _, b := range resp.GetFileDescriptorResponse().GetFileDescriptorProto() {
+		fd := new(descriptorpb.FileDescriptorProto)
+		if err := proto.Unmarshal(b, fd); err != nil {
+			t.Fatalf("server reflection sent a file descriptor that does not parse: %v", err)
+		}
+		for _, s := range fd.GetService() {
+			if fd.GetPackage()+"."+s.GetName() == symbol {
+				return fd
+			}
+		}
+	}
+	t.Fatalf("server reflection sent no file defining %s: %v", symbol, resp)
+	return nil
 }
 
 // testBrokers: with --brokers (or KGATE_BROKERS) the gateway uses that
