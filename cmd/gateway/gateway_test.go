@@ -209,15 +209,32 @@ func testFlags(t *testing.T, gateway string) {
 		if code := p.wait(t, exitTimeout); code != 0 {
 			t.Fatalf("--help exited %d, want 0", code)
 		}
-		out := p.stderr.String() + p.stdout.String()
+		// On stdout, so that `gateway --help | less` shows it.
+		out := p.stdout.String()
 		for _, want := range append(configFlagNames(), "Usage: gateway", "KGATE_") {
 			if !strings.Contains(out, want) {
-				t.Errorf("--help does not mention %q", want)
+				t.Errorf("--help does not mention %q on stdout", want)
 			}
+		}
+		if e := p.stderr.String(); e != "" {
+			t.Errorf("--help wrote to stderr: %q", e)
 		}
 		if strings.Contains(out, "kgate listening") {
 			t.Errorf("--help started the gateway")
 		}
+	})
+
+	// A KGATE_ variable that names no setting is warned about, with the
+	// setting it looks like; the gateway starts anyway.
+	t.Run("unknown variable", func(t *testing.T) {
+		t.Parallel()
+		p := startProc(t, "gateway", gateway, childEnv("KGATE_MAX_MESAGE_BYTES=5"), "--listen", "127.0.0.1:0", "--embedded-kafka", "127.0.0.1:0")
+		p.waitFor(t, listeningRE, startTimeout, "the gateway logs that it is listening")
+		want := `level=WARN msg="environment variable KGATE_MAX_MESAGE_BYTES names no setting of the gateway and is ignored; did you mean KGATE_MAX_MESSAGE_BYTES?"`
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("no warning %s", want)
+		}
+		p.terminate(t)
 	})
 
 	// Fixed ports are taken here, so that the gateway meets them in use.
@@ -254,6 +271,9 @@ func testFlags(t *testing.T, gateway string) {
 		17: {name: "kafka-consumer bootstrap.servers", args: []string{"--kafka-consumer", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
 		18: {name: "max-message-bytes over max-request-bytes", args: []string{"--max-message-bytes", "2000000", "--max-request-bytes", "1048576"},
 			want: "--max-message-bytes 2000000 does not fit in --max-request-bytes 1048576"},
+		19: {name: "KGATE_MAX_MESSAGE_BYTES abc", env: []string{"KGATE_MAX_MESSAGE_BYTES=abc"}, want: `KGATE_MAX_MESSAGE_BYTES="abc": want a whole number of bytes, such as 1000000`},
+		20: {name: "max-message-bytes abc", args: []string{"--max-message-bytes", "abc"},
+			want: `invalid value "abc" for flag -max-message-bytes: want a whole number of bytes, such as 1000000 (see gateway --help)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -282,6 +302,9 @@ func configFlagNames() []string {
 	var names []string
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
+		if !typ.Field(i).IsExported() {
+			continue // not a setting
+		}
 		if tag := typ.Field(i).Tag.Get("flag"); tag != "" {
 			names = append(names, "-"+tag)
 			continue

@@ -30,7 +30,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
 		os.Exit(1)
 	}
@@ -41,8 +41,11 @@ func main() {
 // acked offsets; refuse new publishes and wait (bounded) for the broker's
 // acknowledgements of those in flight; stop the gRPC server; stop the
 // embedded broker.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+//
+// environ is the environment ("NAME=value"). --help prints to stdout; the
+// log goes to stderr.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, environ, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -52,6 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.warnings {
+		log.Warn(w)
 	}
 
 	producerKafka, consumerKafka := cfg.producerKafka(), cfg.consumerKafka()
