@@ -282,6 +282,10 @@ func TestPublishBackpressureAnswersResourceExhaustedAndLosesNothing(t *testing.T
 	}
 }
 
+// TestPublishPartialBatchSaysWhichMessagesToRetry: messages 5 to 7 are
+// refused at once (queue full), yet the answer comes only once the broker
+// acknowledged messages 0 to 4 (linger.ms 200), as the proto documents:
+// their outcomes are OK with the offsets the broker holds them at.
 func TestPublishPartialBatchSaysWhichMessagesToRetry(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)

@@ -135,14 +135,31 @@ type PublisherClient interface {
 	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
 	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
 	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
-	// parse the trailer as google.rpc.Status (examples/node, examples/python).
+	// parse the trailer as google.rpc.Status (examples/node, examples/python;
+	// the README has the few lines of Python that need only protobuf).
+	//
+	// google.rpc.Status is defined in google/rpc/status.proto, ErrorInfo and
+	// RetryInfo in google/rpc/error_details.proto, both of
+	// github.com/googleapis/googleapis (Apache License 2.0); the gateway is
+	// built with them through the Go module
+	// google.golang.org/genproto/googleapis/rpc. Ready-made: Go
+	// google.golang.org/genproto/googleapis/rpc, Java
+	// com.google.api.grpc:proto-google-common-protos, Python
+	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
+	// your own, examples/googleapis (beside proto/) has minimal copies with
+	// the same packages, names and field numbers: Status, ErrorInfo and
+	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a
 	// batch), the status is the code of the first message that was not
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
-	// messages whose outcome code is not OK. An error without a PublishFailure
+	// messages whose outcome code is not OK. Such an answer comes only once
+	// the broker acknowledged (or refused) every message that was handed to
+	// Kafka, however early the others were refused, so an OK outcome always
+	// means written; if the call's deadline passes first, the answer is
+	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
 	// means no message of the request was written, except for the answers
 	// above whose outcome is unknown, where nothing is known.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
@@ -332,14 +349,31 @@ type PublisherServer interface {
 	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
 	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
 	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
-	// parse the trailer as google.rpc.Status (examples/node, examples/python).
+	// parse the trailer as google.rpc.Status (examples/node, examples/python;
+	// the README has the few lines of Python that need only protobuf).
+	//
+	// google.rpc.Status is defined in google/rpc/status.proto, ErrorInfo and
+	// RetryInfo in google/rpc/error_details.proto, both of
+	// github.com/googleapis/googleapis (Apache License 2.0); the gateway is
+	// built with them through the Go module
+	// google.golang.org/genproto/googleapis/rpc. Ready-made: Go
+	// google.golang.org/genproto/googleapis/rpc, Java
+	// com.google.api.grpc:proto-google-common-protos, Python
+	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
+	// your own, examples/googleapis (beside proto/) has minimal copies with
+	// the same packages, names and field numbers: Status, ErrorInfo and
+	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a
 	// batch), the status is the code of the first message that was not
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
-	// messages whose outcome code is not OK. An error without a PublishFailure
+	// messages whose outcome code is not OK. Such an answer comes only once
+	// the broker acknowledged (or refused) every message that was handed to
+	// Kafka, however early the others were refused, so an OK outcome always
+	// means written; if the call's deadline passes first, the answer is
+	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
 	// means no message of the request was written, except for the answers
 	// above whose outcome is unknown, where nothing is known.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)

@@ -715,7 +715,13 @@ type ReceivedMessage struct {
 	Value []byte `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
 	// Headers of the record, in order.
 	Headers []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
-	// Timestamp of the record.
+	// Timestamp of the record as Kafka stores it, in milliseconds. For a
+	// topic with message.timestamp.type=CreateTime (Kafka's default) it is
+	// the producer's CreateTime: for a record published through kgate, the
+	// message's timestamp or the time the gateway received the request, as
+	// in PublishResult.timestamp. For a topic with
+	// message.timestamp.type=LogAppendTime it is the time the broker
+	// appended the record.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	// 1 for the first delivery to this stream, then + 1 for each redelivery
 	// after a nack or an expired ack deadline. The count is kept by the stream:
