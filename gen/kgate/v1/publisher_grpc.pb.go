@@ -62,8 +62,10 @@ type PublisherClient interface {
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
 	//     Subscribe). Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
-	//     the topic. Nothing was written.
+	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
+	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
+	//     credentials may not write to it (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
@@ -110,9 +112,12 @@ type PublisherClient interface {
 	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
 	//     request gRPC could not decode, and the outcome is unknown. The
 	//     details are in the gateway's log. Retry against another instance.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo). Nothing was
+	//     written.
 	//
-	// Every error the gateway answers carries google.rpc.ErrorInfo with a
-	// machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// Every other error the gateway answers carries google.rpc.ErrorInfo with
+	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
 	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
 	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
 	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
@@ -146,8 +151,8 @@ type PublisherClient interface {
 	// google.golang.org/genproto/googleapis/rpc, Java
 	// com.google.api.grpc:proto-google-common-protos, Python
 	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
-	// your own, examples/googleapis (beside proto/) has minimal copies with
-	// the same packages, names and field numbers: Status, ErrorInfo and
+	// your own, this repository's examples/googleapis has minimal copies
+	// with the same packages, names and field numbers: Status, ErrorInfo and
 	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and
@@ -276,8 +281,10 @@ type PublisherServer interface {
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
 	//     Subscribe). Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
-	//     the topic. Nothing was written.
+	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
+	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
+	//     credentials may not write to it (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
@@ -324,9 +331,12 @@ type PublisherServer interface {
 	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
 	//     request gRPC could not decode, and the outcome is unknown. The
 	//     details are in the gateway's log. Retry against another instance.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo). Nothing was
+	//     written.
 	//
-	// Every error the gateway answers carries google.rpc.ErrorInfo with a
-	// machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// Every other error the gateway answers carries google.rpc.ErrorInfo with
+	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
 	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
 	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
 	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
@@ -360,8 +370,8 @@ type PublisherServer interface {
 	// google.golang.org/genproto/googleapis/rpc, Java
 	// com.google.api.grpc:proto-google-common-protos, Python
 	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
-	// your own, examples/googleapis (beside proto/) has minimal copies with
-	// the same packages, names and field numbers: Status, ErrorInfo and
+	// your own, this repository's examples/googleapis has minimal copies
+	// with the same packages, names and field numbers: Status, ErrorInfo and
 	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and

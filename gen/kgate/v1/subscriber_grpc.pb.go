@@ -99,12 +99,14 @@ type SubscriberClient interface {
 	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
 	//     the connection broke; acks sent since the last commit may be lost,
 	//     so their records may come again.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
 	//
-	// Every error the gateway answers carries google.rpc.ErrorInfo (domain
-	// "kgate.v1") with one of the reasons above; see kgate.v1.Publisher for
-	// how to decode it.
+	// Every other error the gateway answers carries google.rpc.ErrorInfo
+	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
+	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 }
 
@@ -206,12 +208,14 @@ type SubscriberServer interface {
 	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
 	//     the connection broke; acks sent since the last commit may be lost,
 	//     so their records may come again.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
 	//
-	// Every error the gateway answers carries google.rpc.ErrorInfo (domain
-	// "kgate.v1") with one of the reasons above; see kgate.v1.Publisher for
-	// how to decode it.
+	// Every other error the gateway answers carries google.rpc.ErrorInfo
+	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
+	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	mustEmbedUnimplementedSubscriberServer()
 }
