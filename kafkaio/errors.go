@@ -30,9 +30,12 @@ const (
 	// KindUnknownOutcome means the message was handed to Kafka but the
 	// gateway can no longer learn whether it was written.
 	KindUnknownOutcome
+	// KindConflict means the request conflicts with the state it meets
+	// (a group consumed with another ordering): change the request.
+	KindConflict
 )
 
-var kindNames = [...]string{"internal", "invalid", "not found", "permission denied", "exhausted", "unavailable", "unknown outcome"}
+var kindNames = [...]string{"internal", "invalid", "not found", "permission denied", "exhausted", "unavailable", "unknown outcome", "conflict"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -51,9 +54,11 @@ const (
 	ReasonUnknownPartition = "UNKNOWN_PARTITION"
 	ReasonClosed           = "GATEWAY_SHUTTING_DOWN"
 	ReasonOutcomeUnknown   = "OUTCOME_UNKNOWN"
-	// ReasonUnknownTopic is the reason of every KindNotFound error for a
-	// topic that does not exist, from Publish and Subscribe alike.
+	// ReasonUnknownTopic: a topic does not exist (Publish and Subscribe).
 	ReasonUnknownTopic = "UNKNOWN_TOPIC"
+	// ReasonSubscriptionBudget: the gateway's subscription memory budget is
+	// spent.
+	ReasonSubscriptionBudget = "SUBSCRIPTION_BUDGET_EXHAUSTED"
 )
 
 // Error is an error of this package.

@@ -50,7 +50,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // subOpts adjust the subscriber settings (by default: the producer's
 // brokers, a 200 ms commit interval, and consumer session timeouts kfake
 // accepts).
-func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kafkaio.Subscriber)) *gateway {
+func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kafkaio.SubscriberConfig)) *gateway {
 	t.Helper()
 	return startGatewayWith(t, cfg, security{}, subOpts...)
 }
@@ -64,7 +64,7 @@ type security struct {
 	dialOpts   []grpc.DialOption
 }
 
-func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {
+func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.SubscriberConfig)) *gateway {
 	t.Helper()
 	cfg.Logger = testLogger(t)
 	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})

@@ -26,11 +26,34 @@ type Metrics struct {
 	refusedQueueFull, refusedBudget prometheus.Counter
 	streams                         *prometheus.GaugeVec
 	outstanding                     prometheus.Gauge
+	paused                          *prometheus.GaugeVec
 	redeliveries                    *prometheus.CounterVec
+	rebalances                      *prometheus.CounterVec
+	stalled                         *prometheus.GaugeVec
+	stallRecoveries                 *prometheus.CounterVec
 	deadLetters                     *prometheus.CounterVec
 	ignoredAcks                     *prometheus.CounterVec
 	commits                         *prometheus.CounterVec
 	lag                             *prometheus.GaugeVec
+}
+
+// SubscriberStats is what the metrics read from the subscriber when
+// scraped; *kafkaio.Subscriber implements it.
+type SubscriberStats interface {
+	MemoryUsed() int64
+	MemoryLimit() int64
+}
+
+// WatchSubscriber adds the subscription budget's gauges, read from sub.
+func (m *Metrics) WatchSubscriber(sub SubscriberStats) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kgate_subscribe_memory_bytes", Help: "The subscription budget in use: librdkafka's fetch buffers of the group consumers and the records they hold."},
+			func() float64 { return float64(sub.MemoryUsed()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kgate_subscribe_memory_limit_bytes", Help: "The subscription budget (--subscribe-memory)."},
+			func() float64 { return float64(sub.MemoryLimit()) }))
 }
 
 // ProducerStats is what the metrics read from the producer when scraped;
@@ -69,8 +92,20 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		outstanding: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kgate_subscribe_outstanding_records", Help: "Records held by Subscribe streams: delivered and not acked, or waiting for redelivery.",
 		}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kgate_subscribe_paused_partitions", Help: "Partitions whose fetching is paused for flow control: no room in the window for their next record.",
+		}, []string{"group"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kgate_subscribe_redeliveries_total", Help: "Records delivered again after a nack or an expired ack deadline.",
+			Name: "kgate_subscribe_redeliveries_total", Help: "Records delivered again, by reason: nack, deadline (ack deadline expired), revoked (its stream ended or drained first), rebalance (Kafka moved its partition here from a member that had delivered it), restart (an earlier consumer of this gateway had delivered it).",
+		}, []string{"group", "reason"}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_subscribe_rebalances_total", Help: "Kafka rebalances that assigned partitions to this gateway's consumer of the group (streams opening or ending cause none).",
+		}, []string{"group"}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kgate_subscribe_stalled_partitions", Help: "Partitions assigned, not paused, with records waiting and none fetched for the stall time (3 s); each is sought again.",
+		}, []string{"group"}),
+		stallRecoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_subscribe_stall_recoveries_total", Help: "Stalled partitions sought to their next offset.",
 		}, []string{"group"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_subscribe_dead_letters_total", Help: "Records written to a dead-letter topic.",
@@ -86,7 +121,7 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		}, []string{"group", "topic", "partition"}),
 	}
 	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.streams,
-		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
+		m.outstanding, m.paused, m.redeliveries, m.rebalances, m.stalled, m.stallRecoveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -139,9 +174,30 @@ func (m *Metrics) stream(rpc string, delta float64) {
 }
 
 // Redelivered implements kafkaio.Observer.
-func (m *Metrics) Redelivered(group string) {
+func (m *Metrics) Redelivered(group, reason string) {
 	if m != nil {
-		m.redeliveries.WithLabelValues(group).Inc()
+		m.redeliveries.WithLabelValues(group, reason).Inc()
+	}
+}
+
+// Rebalanced implements kafkaio.Observer.
+func (m *Metrics) Rebalanced(group string) {
+	if m != nil {
+		m.rebalances.WithLabelValues(group).Inc()
+	}
+}
+
+// Stalled implements kafkaio.Observer.
+func (m *Metrics) Stalled(group string, delta int) {
+	if m != nil {
+		m.stalled.WithLabelValues(group).Add(float64(delta))
+	}
+}
+
+// StallRecovered implements kafkaio.Observer.
+func (m *Metrics) StallRecovered(group string) {
+	if m != nil {
+		m.stallRecoveries.WithLabelValues(group).Inc()
 	}
 }
 
@@ -175,6 +231,13 @@ func (m *Metrics) Committed(group string, ok bool) {
 func (m *Metrics) Outstanding(delta int) {
 	if m != nil {
 		m.outstanding.Add(float64(delta))
+	}
+}
+
+// Paused implements kafkaio.Observer.
+func (m *Metrics) Paused(group string, delta int) {
+	if m != nil {
+		m.paused.WithLabelValues(group).Add(float64(delta))
 	}
 }
 

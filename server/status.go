@@ -26,6 +26,7 @@ var kindCodes = map[kafkaio.Kind]codes.Code{
 	kafkaio.KindExhausted:      codes.ResourceExhausted,
 	kafkaio.KindUnavailable:    codes.Unavailable,
 	kafkaio.KindUnknownOutcome: codes.Unknown,
+	kafkaio.KindConflict:       codes.FailedPrecondition,
 }
 
 // codeOf maps an error to the gRPC code a client sees.

@@ -29,6 +29,7 @@ func TestEveryKindHasACode(t *testing.T) {
 		kafkaio.KindExhausted:      codes.ResourceExhausted,
 		kafkaio.KindUnavailable:    codes.Unavailable,
 		kafkaio.KindUnknownOutcome: codes.Unknown,
+		kafkaio.KindConflict:       codes.FailedPrecondition,
 	}
 	// Every Kind kafkaio names (its String is not the "Kind(n)" fallback)
 	// must be mapped on purpose, not fall through to INTERNAL.

@@ -17,12 +17,36 @@ import (
 	"github.com/kgate/kgate/kafkaio"
 )
 
-// Subscriber opens subscriptions: one Kafka consumer group member per
-// Subscribe stream. kafkaio.Subscriber implements it.
+// Subscriber attaches Subscribe streams to their group's consumer; see
+// kafkaio.Subscriber.Subscribe for its errors. The caller closes the
+// subscription. KafkaSubscriber adapts a *kafkaio.Subscriber.
 type Subscriber interface {
-	// Subscribe joins cfg.Group and starts consuming cfg.Topics; see
-	// kafkaio.Subscribe for its errors. The caller closes the subscription.
-	Subscribe(ctx context.Context, cfg kafkaio.SubscriptionConfig) (*kafkaio.Subscription, error)
+	Subscribe(ctx context.Context, cfg kafkaio.SubscriptionConfig) (Subscription, error)
+}
+
+// Subscription is one stream's attachment to its group's consumer, as
+// *kafkaio.Session implements it: Next hands out the stream's events; Ack,
+// Nack, Extend and Drain go to the consumer; Close detaches.
+type Subscription interface {
+	Next(ctx context.Context) ([]kafkaio.Event, error)
+	Ack(ctx context.Context, ids []string)
+	Nack(ctx context.Context, ids []string, delay time.Duration, useBackoff bool)
+	Extend(ctx context.Context, ids []string, d time.Duration)
+	Drain(ctx context.Context)
+	Close()
+}
+
+// KafkaSubscriber adapts s to Subscriber.
+func KafkaSubscriber(s *kafkaio.Subscriber) Subscriber { return kafkaSubscriber{s} }
+
+type kafkaSubscriber struct{ s *kafkaio.Subscriber }
+
+func (k kafkaSubscriber) Subscribe(ctx context.Context, cfg kafkaio.SubscriptionConfig) (Subscription, error) {
+	sess, err := k.s.Subscribe(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sess, nil
 }
 
 // maxDeadline bounds ack deadlines, extensions, nack delays and backoffs.
@@ -52,8 +76,9 @@ func NewSubscriberService(sub Subscriber, log *slog.Logger, m *Metrics) *Subscri
 	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, stopping: stopping, stop: stop}
 }
 
-// Shutdown ends every stream, present and future, with UNAVAILABLE after
-// committing its acked offsets. It does not wait; see Wait.
+// Shutdown refuses new streams and ends the open ones with UNAVAILABLE.
+// Call it after the Subscriber's Close, which commits what the streams
+// acked and ends their sessions first. It does not wait; see Wait.
 func (s *SubscriberService) Shutdown() {
 	s.stop()
 }
@@ -91,8 +116,8 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 			return toStatus(err)
 		}
 	}
-	if cfg.DeadLetterTopic != "" {
-		if err := s.auth.authorize(ctx, ActionPublish, cfg.DeadLetterTopic, ""); err != nil {
+	if cfg.Window.DeadLetterTopic != "" {
+		if err := s.auth.authorize(ctx, ActionPublish, cfg.Window.DeadLetterTopic, ""); err != nil {
 			return toStatus(err)
 		}
 	}
@@ -151,8 +176,8 @@ const maxBatchBytes = 1 << 20
 // maxBatchMessages bounds open.max_messages_per_response.
 const maxBatchMessages = 1000
 
-// sender sends a stream's events in order: an assignment in a response of
-// its own; records one per response, or with batchMax > 1 as batches of
+// sender sends a stream's events in order: an assignment or the drain's
+// end in a response of its own; records one per response, or with batchMax > 1 as batches of
 // the records that are ready, up to batchMax records and maxBatchBytes.
 type sender struct {
 	stream   kgatev1.Subscriber_SubscribeServer
@@ -168,8 +193,12 @@ func (s *sender) send(evs []kafkaio.Event) error {
 			if err := s.flush(); err != nil {
 				return err
 			}
-			a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
-			if err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}); err != nil {
+			resp := &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Drained{Drained: &kgatev1.Drained{}}}
+			if !ev.Drained {
+				a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
+				resp = &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}
+			}
+			if err := s.stream.Send(resp); err != nil {
 				return err
 			}
 			continue
@@ -208,14 +237,13 @@ func (s *sender) flush() error {
 }
 
 // endOf turns the reason the stream loop stopped into the RPC's status,
-// after the subscription committed and left the group.
-func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub *kafkaio.Subscription, err error) error {
+// after the session detached from its group's consumer.
+func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub Subscription, err error) error {
 	sub.Close()
-	if ferr := sub.Err(); ferr != nil {
-		return toStatus(ferr)
-	}
 	cause := context.Cause(loopCtx)
 	switch {
+	case errors.Is(err, kafkaio.ErrSubscriberClosed):
+		return errShuttingDown
 	case ctx.Err() != nil:
 		return status.FromContextError(ctx.Err()).Err()
 	case errors.Is(cause, io.EOF):
@@ -228,14 +256,17 @@ func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub *kafkaio.Sub
 
 // receive reads the client's acks, nacks and extensions until the stream
 // ends. It returns io.EOF when the client half-closed, or a status error.
-func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscriber_SubscribeServer, sub *kafkaio.Subscription, ackDeadline time.Duration, autoAck bool) error {
+func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscriber_SubscribeServer, sub Subscription, ackDeadline time.Duration, autoAck bool) error {
 	for {
 		req, err := recvSubscribeRequest(stream)
 		if err != nil {
 			return err
 		}
-		if _, isOpen := req.GetRequest().(*kgatev1.SubscribeRequest_Open); autoAck && !isOpen && req.GetRequest() != nil {
-			continue // the gateway acks by itself
+		switch req.GetRequest().(type) {
+		case *kgatev1.SubscribeRequest_Ack, *kgatev1.SubscribeRequest_Nack, *kgatev1.SubscribeRequest_Extend:
+			if autoAck {
+				continue // the gateway acks by itself
+			}
 		}
 		switch r := req.GetRequest().(type) {
 		case *kgatev1.SubscribeRequest_Ack:
@@ -252,10 +283,12 @@ func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscrib
 				return err
 			}
 			sub.Extend(ctx, r.Extend.GetAckIds(), d)
+		case *kgatev1.SubscribeRequest_Drain:
+			sub.Drain(ctx)
 		case *kgatev1.SubscribeRequest_Open:
 			return invalidf("ALREADY_OPEN", "the stream is already open: send `open` only once; open another stream for another subscription")
 		default:
-			return invalidf("EMPTY_REQUEST", "empty request: set one of ack, nack or extend")
+			return invalidf("EMPTY_REQUEST", "empty request: set one of ack, nack, extend or drain")
 		}
 	}
 }
@@ -268,6 +301,8 @@ func requestKind(r *kgatev1.SubscribeRequest) string {
 		return "nack"
 	case *kgatev1.SubscribeRequest_Extend:
 		return "extend"
+	case *kgatev1.SubscribeRequest_Drain:
+		return "drain"
 	}
 	return "an empty request"
 }
@@ -277,18 +312,28 @@ func requestKind(r *kgatev1.SubscribeRequest) string {
 func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, error) {
 	earliest, err := startEarliest(o.GetStartPosition())
 	cfg := kafkaio.SubscriptionConfig{
-		Topics:          o.GetTopics(),
-		Group:           o.GetGroup(),
-		StartEarliest:   earliest,
-		DeadLetterTopic: o.GetDeadLetterTopic(),
-		Window: flowcontrol.TrackerConfig{
-			MaxMessages: int(o.GetMaxOutstandingMessages()),
-			MaxBytes:    o.GetMaxOutstandingBytes(),
-			MaxAttempts: o.GetMaxDeliveryAttempts(),
+		Topics:        o.GetTopics(),
+		Group:         o.GetGroup(),
+		StartEarliest: earliest,
+		Window: flowcontrol.SessionConfig{
+			MaxMessages:     int(o.GetMaxOutstandingMessages()),
+			MaxBytes:        o.GetMaxOutstandingBytes(),
+			MaxAttempts:     o.GetMaxDeliveryAttempts(),
+			DeadLetterTopic: o.GetDeadLetterTopic(),
 		},
 	}
 	if err != nil {
 		return cfg, err
+	}
+	switch o.GetOrdering() {
+	case kgatev1.Ordering_ORDERING_UNSPECIFIED, kgatev1.Ordering_ORDERING_PARTITION:
+		cfg.Ordering = flowcontrol.OrderPartition
+	case kgatev1.Ordering_ORDERING_KEY:
+		cfg.Ordering = flowcontrol.OrderKey
+	case kgatev1.Ordering_ORDERING_NONE:
+		cfg.Ordering = flowcontrol.OrderNone
+	default:
+		return cfg, invalidf("INVALID_SUBSCRIPTION", "ordering %d is not known: use ORDERING_PARTITION (1, the default), ORDERING_KEY (2) or ORDERING_NONE (3)", o.GetOrdering())
 	}
 	if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_messages_per_response %d is out of range: use 1 to %d, or 0 for one record per response", n, maxBatchMessages)

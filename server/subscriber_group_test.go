@@ -177,7 +177,7 @@ func TestSubscribeStreamEndLeavesGroupPromptly(t *testing.T) {
 			topic := kafkatest.CreateTopic(t, brokers, "leave", 4)
 			// A long session timeout: only an explicit LeaveGroup moves the
 			// partitions within the test's bound.
-			gw := startGateway(t, kafkaProducer(brokers), func(s *kafkaio.Subscriber) {
+			gw := startGateway(t, kafkaProducer(brokers), func(s *kafkaio.SubscriberConfig) {
 				s.Kafka = map[string]string{"session.timeout.ms": "45000"}
 			})
 			group := kafkatest.Name("g")
@@ -228,7 +228,7 @@ func TestSubscribeSurvivesCommitFailuresAndMemberChurn(t *testing.T) {
 	c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation(), kfake.GroupMinSessionTimeout(time.Second))
 	brokers := c.ListenAddrs()[0]
 	topic := kafkatest.CreateTopic(t, brokers, "churn", 4)
-	gw := startGateway(t, kafkaProducer(brokers), func(s *kafkaio.Subscriber) {
+	gw := startGateway(t, kafkaProducer(brokers), func(s *kafkaio.SubscriberConfig) {
 		s.Kafka = map[string]string{"session.timeout.ms": "6000"}
 	})
 

@@ -105,7 +105,11 @@ func serveGateway(brokers string, props map[string]string, maxInflight int64, cp
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	metrics := server.NewMetrics(prod)
-	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: props, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
+	ksub, err := kafkaio.NewSubscriber(kafkaio.SubscriberConfig{Brokers: brokers, Kafka: props, DeadLetter: prod, Logger: log, Observer: metrics})
+	if err != nil {
+		return err
+	}
+	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics}, server.ServerOptions(server.Limits{})...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -124,10 +128,11 @@ func serveGateway(brokers string, props map[string]string, maxInflight int64, cp
 	case err = <-served:
 	}
 	hs.Shutdown()
-	subs.Shutdown()
-	pubs.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	ksub.Close(ctx)
+	subs.Shutdown()
+	pubs.Shutdown()
 	prod.Close(ctx)
 	gs.Stop()
 	subs.Wait()

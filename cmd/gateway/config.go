@@ -69,6 +69,12 @@ type Config struct {
 	// [group-pattern]" rules; without it every identified caller may do
 	// everything.
 	ACL string
+	// SubscribeLinger is how long a group's consumer stays in its group
+	// after the group's last stream on this gateway ended.
+	SubscribeLinger time.Duration
+	// SubscribeMemory is the subscription memory budget: every group
+	// consumer's librdkafka fetch buffers and held records.
+	SubscribeMemory int64
 	// MaxStreamsPerPrincipal bounds each caller's open streams; 0 = no bound.
 	MaxStreamsPerPrincipal int
 	// MaxRequestBytes is the largest gRPC request accepted.
@@ -144,6 +150,8 @@ func parseConfig(args, environ []string, help io.Writer) (*Config, error) {
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); the certificate's common name is the caller's principal")
 	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'")
 	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; empty allows every identified caller everything")
+	durationVar(fs, &cfg.SubscribeLinger, "subscribe-linger", 10*time.Second, "how long a group's Kafka consumer stays in its group after the group's last Subscribe stream on this gateway ended, so reconnecting clients find their partitions (meanwhile no other member serves them)")
+	intVar(fs, &cfg.SubscribeMemory, "subscribe-memory", 256<<20, "a whole number of bytes", "subscription memory budget in bytes: the group consumers' librdkafka fetch buffers and the records they hold; when spent, partitions pause and new Subscribe streams get RESOURCE_EXHAUSTED")
 	intVar(fs, &cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 100, "a whole number of streams", "open Subscribe/PublishStream streams per caller (0 = unbounded)")
 	intVar(fs, &cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "a whole number of bytes", "largest gRPC request accepted (a whole Publish batch); gRPC refuses a larger one with RESOURCE_EXHAUSTED without details")
 	intVar(fs, &cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "a whole number of calls, 1 or more", "concurrent calls per client connection")
@@ -273,6 +281,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--embedded-retention-bytes must be positive, got %d", c.EmbeddedRetentionBytes)
 	case c.EmbeddedPartitions <= 0:
 		return fmt.Errorf("--embedded-partitions must be positive, got %d", c.EmbeddedPartitions)
+	case c.SubscribeLinger <= 0:
+		return fmt.Errorf("--subscribe-linger must be positive, got %v", c.SubscribeLinger)
+	case c.SubscribeMemory <= 0:
+		return fmt.Errorf("--subscribe-memory must be positive, got %d", c.SubscribeMemory)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout must be positive, got %v", c.ShutdownTimeout)
 	case c.HealthInterval <= 0:

@@ -30,6 +30,8 @@ func defaultConfig() *Config {
 		HealthInterval:         2 * time.Second,
 		HealthFailures:         3,
 		MetricsListen:          ":9090",
+		SubscribeLinger:        10 * time.Second,
+		SubscribeMemory:        256 << 20,
 		MaxStreamsPerPrincipal: 100,
 		MaxRequestBytes:        4 << 20,
 		MaxConcurrentStreams:   100,

@@ -95,7 +95,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
 	}
-	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
+	ksub, err := kafkaio.NewSubscriber(kafkaio.SubscriberConfig{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics,
+		Linger: cfg.SubscribeLinger, MemoryBudget: cfg.SubscribeMemory, Instance: instanceName(cfg.Listen)})
+	if err != nil {
+		prod.Close(context.Background())
+		return err
+	}
+	metrics.WatchSubscriber(ksub)
+	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth}, opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
@@ -149,11 +156,15 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	hs.Shutdown()
 	stopWatch()
-	subs.Shutdown() // streams commit what is acked, leave their groups, end UNAVAILABLE
-	pubs.Shutdown() // publish streams end UNAVAILABLE once Kafka answered what they sent
 	deadline := time.Now().Add(cfg.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// Group consumers commit what is acked, end their streams (UNAVAILABLE)
+	// and leave their groups, each bounded by the deadline even when Kafka
+	// does not answer.
+	ksub.Close(sctx)
+	subs.Shutdown()
+	pubs.Shutdown() // publish streams end UNAVAILABLE once Kafka answered what they sent
 	prod.Close(sctx)
 	forceStop := time.AfterFunc(time.Until(deadline), gs.Stop)
 	gs.GracefulStop()
@@ -164,6 +175,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// instanceName names this gateway in commit metadata, stable across its
+// restarts: the host name and the gRPC listen address.
+func instanceName(listen string) string {
+	host, _ := os.Hostname()
+	return host + "/" + listen
 }
 
 // security builds the authenticator and the transport options (TLS,

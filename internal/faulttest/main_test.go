@@ -54,7 +54,7 @@ func logger(t testing.TB) *slog.Logger {
 // startGateway starts a gateway in front of brokers, stopped and waited
 // for when the test ends. sub adjusts the subscriber settings (default: a
 // 200 ms commit interval, 6 s session timeout).
-func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio.Subscriber)) *gateway {
+func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio.SubscriberConfig)) *gateway {
 	t.Helper()
 	cfg.Logger = logger(t)
 	// librdkafka's debug contexts for the producer, for example eos,msg
@@ -66,8 +66,8 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, sub ...func(*kafkaio
 		}
 		cfg.Kafka["debug"] = d
 	}
-	shorter := func(s *kafkaio.Subscriber) { s.Kafka = map[string]string{"session.timeout.ms": "6000"} }
-	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: append([]func(*kafkaio.Subscriber){shorter}, sub...)})
+	shorter := func(s *kafkaio.SubscriberConfig) { s.Kafka = map[string]string{"session.timeout.ms": "6000"} }
+	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: append([]func(*kafkaio.SubscriberConfig){shorter}, sub...)})
 	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, pub: g.Pub, sub: g.Sub, brokers: cfg.Brokers}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/internal/verify"
 	"github.com/kgate/kgate/kafkaio"
@@ -22,7 +23,9 @@ import (
 // TestSoak publishes and subscribes for KGATE_SOAK_DURATION (make soak;
 // SOAK_DURATION=2m make soak) under random faults: failed offset commits,
 // produce errors, members joining and leaving, broker request delays.
-// At the end every OK'd record must have been received and the verifier's
+// The steady stream must stay open throughout and never go longer than
+// soakMaxIdle without a record while the load runs or records are left;
+// at the end every OK'd record must have been received. The verifier's
 // totals are printed.
 func TestSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("KGATE_SOAK_DURATION"))
@@ -49,9 +52,13 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	steady := openStream(t, gw.sub, earliest(topic, group))
+	// Streams live as long as the soak: a test stream otherwise ends by
+	// itself after two minutes (which is what failed the soak before).
+	life := d + 10*time.Minute
+	steady := gatewaytest.OpenStreamFor(t, gw.sub, earliest(topic, group), life)
+	idle := &idleMeter{}
 	wg.Add(1)
-	go func() { defer wg.Done(); ackAll(ctx, steady, rec, nil) }()
+	go func() { defer wg.Done(); ackAll(ctx, steady, rec, idle.delivered) }()
 	load := startLoad(t, gw.pub, rec, loadConfig{topic: topic, workers: 4, batch: 10, size: 256, callTimeout: 10 * time.Second, pace: 10 * time.Millisecond})
 
 	errs := []*kerr.Error{kerr.NotEnoughReplicas, kerr.RequestTimedOut, kerr.NotLeaderForPartition, kerr.NotEnoughReplicasAfterAppend}
@@ -72,7 +79,7 @@ func TestSoak(t *testing.T) {
 				member.Cancel()
 				member = nil
 			} else {
-				member = openStream(t, gw.sub, earliest(topic, group))
+				member = gatewaytest.OpenStreamFor(t, gw.sub, earliest(topic, group), life)
 				mctx, mstop := context.WithCancel(ctx)
 				m := member
 				wg.Add(1)
@@ -89,12 +96,54 @@ func TestSoak(t *testing.T) {
 		memberStop()
 		member.End(30 * time.Second)
 	}
-	if !poll(120*time.Second*timeoutScale, func() bool { return rec.Report().Lost == 0 }) {
-		t.Errorf("not every OK'd record was received within 2 minutes of the load's end")
-	}
+	drained := poll(120*time.Second*timeoutScale, func() bool { return rec.Report().Lost == 0 })
+	worst, deliveries := idle.stop()
 	ends := endOffsets(t, brokers, topic)
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	t.Logf("soak %v: %d produce faults, %d joins, %d failed commits, %d delayed requests, slowest publish %v; committed %v of %v",
-		d, faults, joins, commitFails.Load(), delays.Load(), load.slowest().Round(time.Millisecond), committed(t, adm, group, topic), ends)
+	t.Logf("soak %v: %d produce faults, %d joins, %d failed commits, %d delayed requests, slowest publish %v; steady stream: %d deliveries, longest without one %v; committed %v of %v",
+		d, faults, joins, commitFails.Load(), delays.Load(), load.slowest().Round(time.Millisecond), deliveries, worst.Round(time.Millisecond), committed(t, adm, group, topic), ends)
+	select {
+	case <-steady.Done:
+		t.Errorf("the steady stream ended before the soak did: %v", steady.EndErr)
+	default:
+	}
+	if !drained {
+		t.Errorf("not every OK'd record was received within 2 minutes of the load's end")
+	}
+	if worst > soakMaxIdle*timeoutScale {
+		t.Errorf("the steady stream went %v without a record while records were waiting; want at most %v", worst.Round(time.Millisecond), soakMaxIdle*timeoutScale)
+	}
 	rec.Check(t)
+}
+
+// soakMaxIdle is the longest the soak's steady stream may go without a
+// record while records wait (issue 17: no stream idle longer than 5 s).
+const soakMaxIdle = 5 * time.Second
+
+// idleMeter measures the longest time between a stream's deliveries, from
+// the first delivery until stop: in the soak, records wait for the steady
+// stream all that time (the load publishes to every partition, and the
+// drain ends with the last record).
+type idleMeter struct {
+	mu    sync.Mutex
+	last  time.Time
+	worst time.Duration
+	n     int
+}
+
+func (m *idleMeter) delivered(at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.last.IsZero() {
+		m.worst = max(m.worst, at.Sub(m.last))
+	}
+	m.last, m.n = at, m.n+1
+}
+
+// stop returns the longest gap between two deliveries, and the number of
+// deliveries.
+func (m *idleMeter) stop() (worst time.Duration, deliveries int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.worst, m.n
 }

@@ -26,8 +26,9 @@ type Options struct {
 	Producer kafkaio.ProducerConfig
 	// Subscriber adjusts the subscriber settings, which start as the
 	// producer's brokers and logger, the producer as dead-letter writer,
-	// the metrics as observer and a 200 ms commit interval.
-	Subscriber []func(*kafkaio.Subscriber)
+	// the metrics as observer, a 200 ms commit interval and the test's
+	// name as the instance.
+	Subscriber []func(*kafkaio.SubscriberConfig)
 	// Auth, when set, authenticates and authorizes callers.
 	Auth *server.Auth
 	// ServerOptions are extra gRPC server options (TLS, limits).
@@ -43,6 +44,7 @@ type Gateway struct {
 	Pub         kgatev1.PublisherClient
 	Sub         kgatev1.SubscriberClient
 	Producer    *kafkaio.Producer
+	Subscriber  *kafkaio.Subscriber
 	Publishers  *server.PublisherService
 	Subscribers *server.SubscriberService
 	Health      *health.Server
@@ -57,12 +59,18 @@ func Start(t testing.TB, o Options) *Gateway {
 		t.Fatalf("NewProducer: %v", err)
 	}
 	metrics := server.NewMetrics(prod)
-	s := &kafkaio.Subscriber{Brokers: o.Producer.Brokers, DeadLetter: prod, Logger: o.Producer.Logger,
-		CommitInterval: 200 * time.Millisecond, Observer: metrics}
+	sc := kafkaio.SubscriberConfig{Brokers: o.Producer.Brokers, DeadLetter: prod, Logger: o.Producer.Logger,
+		CommitInterval: 200 * time.Millisecond, Observer: metrics, Instance: t.Name()}
 	for _, adjust := range o.Subscriber {
-		adjust(s)
+		adjust(&sc)
 	}
-	subs := server.NewSubscriberService(s, o.Producer.Logger, metrics)
+	ksub, err := kafkaio.NewSubscriber(sc)
+	if err != nil {
+		prod.Close(context.Background())
+		t.Fatalf("NewSubscriber: %v", err)
+	}
+	metrics.WatchSubscriber(ksub)
+	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), o.Producer.Logger, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
 	hs := health.NewServer()
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
@@ -78,10 +86,11 @@ func Start(t testing.TB, o Options) *Gateway {
 		_ = gs.Serve(lis)
 	}()
 	t.Cleanup(func() { // after the connection's cleanup, registered below
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ksub.Close(ctx)
 		subs.Shutdown()
 		pubs.Shutdown()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		prod.Close(ctx)
 		gs.Stop()
 		<-served
@@ -98,5 +107,5 @@ func Start(t testing.TB, o Options) *Gateway {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &Gateway{Addr: lis.Addr().String(), Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
-		Producer: prod, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
+		Producer: prod, Subscriber: ksub, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
 }

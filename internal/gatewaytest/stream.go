@@ -41,10 +41,17 @@ type Stream struct {
 
 // OpenStream opens a Subscribe stream and sends open unless it is nil. The
 // stream is cancelled, and its receiver waited for, when the test ends;
-// it ends by itself after two minutes.
+// it ends by itself (DEADLINE_EXCEEDED) after two minutes.
 func OpenStream(t testing.TB, sub kgatev1.SubscriberClient, open *kgatev1.SubscribeOpen) *Stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second*TimeoutScale)
+	return OpenStreamFor(t, sub, open, 120*time.Second)
+}
+
+// OpenStreamFor is OpenStream for a stream that ends by itself after life
+// (stretched by TimeoutScale), for tests that run longer than two minutes.
+func OpenStreamFor(t testing.TB, sub kgatev1.SubscriberClient, open *kgatev1.SubscribeOpen, life time.Duration) *Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), life*TimeoutScale)
 	cl, err := sub.Subscribe(ctx)
 	if err != nil {
 		cancel()

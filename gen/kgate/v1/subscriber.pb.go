@@ -23,6 +23,75 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Ordering says which records of a group may be with the group's streams at
+// once. Streams of one group on one gateway use the same ordering.
+type Ordering int32
+
+const (
+	// Same as ORDERING_PARTITION.
+	Ordering_ORDERING_UNSPECIFIED Ordering = 0
+	// A partition's records go to one stream at a time, in offset order (a
+	// redelivered record comes again after later ones). The gateway spreads
+	// the partitions it holds evenly over the group's streams, and moves a
+	// partition when streams come or go, once the stream it leaves has acked,
+	// nacked or let expire the partition's records; `assignment` messages say
+	// which partitions each stream serves. Streams beyond the gateway's share
+	// of partitions get none.
+	Ordering_ORDERING_PARTITION Ordering = 1
+	// Records with the same key (in one partition) reach the group's streams
+	// one at a time, in offset order: the next waits until the previous is
+	// acked or dead-lettered (a nacked one blocks its key until it comes
+	// again and is acked). Records of different keys, and records without a
+	// key, go to any stream with room, so more streams than partitions all
+	// get work.
+	Ordering_ORDERING_KEY Ordering = 2
+	// Any record goes to any stream with room in its window: queue semantics.
+	Ordering_ORDERING_NONE Ordering = 3
+)
+
+// Enum value maps for Ordering.
+var (
+	Ordering_name = map[int32]string{
+		0: "ORDERING_UNSPECIFIED",
+		1: "ORDERING_PARTITION",
+		2: "ORDERING_KEY",
+		3: "ORDERING_NONE",
+	}
+	Ordering_value = map[string]int32{
+		"ORDERING_UNSPECIFIED": 0,
+		"ORDERING_PARTITION":   1,
+		"ORDERING_KEY":         2,
+		"ORDERING_NONE":        3,
+	}
+)
+
+func (x Ordering) Enum() *Ordering {
+	p := new(Ordering)
+	*p = x
+	return p
+}
+
+func (x Ordering) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Ordering) Descriptor() protoreflect.EnumDescriptor {
+	return file_kgate_v1_subscriber_proto_enumTypes[0].Descriptor()
+}
+
+func (Ordering) Type() protoreflect.EnumType {
+	return &file_kgate_v1_subscriber_proto_enumTypes[0]
+}
+
+func (x Ordering) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Ordering.Descriptor instead.
+func (Ordering) EnumDescriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{0}
+}
+
 // StartPosition says where a consumer group with no committed offset for a
 // partition starts reading it. A number that is none of these values is
 // INVALID_ARGUMENT (INVALID_SUBSCRIPTION).
@@ -62,11 +131,11 @@ func (x StartPosition) String() string {
 }
 
 func (StartPosition) Descriptor() protoreflect.EnumDescriptor {
-	return file_kgate_v1_subscriber_proto_enumTypes[0].Descriptor()
+	return file_kgate_v1_subscriber_proto_enumTypes[1].Descriptor()
 }
 
 func (StartPosition) Type() protoreflect.EnumType {
-	return &file_kgate_v1_subscriber_proto_enumTypes[0]
+	return &file_kgate_v1_subscriber_proto_enumTypes[1]
 }
 
 func (x StartPosition) Number() protoreflect.EnumNumber {
@@ -75,7 +144,7 @@ func (x StartPosition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StartPosition.Descriptor instead.
 func (StartPosition) EnumDescriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{0}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{1}
 }
 
 // SubscribeRequest is a message from the client on a Subscribe stream.
@@ -89,6 +158,7 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Ack
 	//	*SubscribeRequest_Nack
 	//	*SubscribeRequest_Extend
+	//	*SubscribeRequest_Drain
 	Request       isSubscribeRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -167,6 +237,15 @@ func (x *SubscribeRequest) GetExtend() *SubscribeExtend {
 	return nil
 }
 
+func (x *SubscribeRequest) GetDrain() *SubscribeDrain {
+	if x != nil {
+		if x, ok := x.Request.(*SubscribeRequest_Drain); ok {
+			return x.Drain
+		}
+	}
+	return nil
+}
+
 type isSubscribeRequest_Request interface {
 	isSubscribeRequest_Request()
 }
@@ -192,6 +271,11 @@ type SubscribeRequest_Extend struct {
 	Extend *SubscribeExtend `protobuf:"bytes,4,opt,name=extend,proto3,oneof"`
 }
 
+type SubscribeRequest_Drain struct {
+	// Asks for no more records: see SubscribeDrain.
+	Drain *SubscribeDrain `protobuf:"bytes,5,opt,name=drain,proto3,oneof"`
+}
+
 func (*SubscribeRequest_Open) isSubscribeRequest_Request() {}
 
 func (*SubscribeRequest_Ack) isSubscribeRequest_Request() {}
@@ -199,6 +283,8 @@ func (*SubscribeRequest_Ack) isSubscribeRequest_Request() {}
 func (*SubscribeRequest_Nack) isSubscribeRequest_Request() {}
 
 func (*SubscribeRequest_Extend) isSubscribeRequest_Request() {}
+
+func (*SubscribeRequest_Drain) isSubscribeRequest_Request() {}
 
 // SubscribeOpen opens a subscription. A setting outside its range, as
 // given field by field, is INVALID_ARGUMENT (reason INVALID_SUBSCRIPTION,
@@ -263,8 +349,13 @@ type SubscribeOpen struct {
 	// under load it cuts the gateway's and the client's cost per record. 0 to
 	// 1000. Each record is still acked by its own ack id.
 	MaxMessagesPerResponse int32 `protobuf:"varint,12,opt,name=max_messages_per_response,json=maxMessagesPerResponse,proto3" json:"max_messages_per_response,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// How the group's records are spread over its streams; unset means
+	// ORDERING_PARTITION. Every stream of the group on a gateway must ask for
+	// the same ordering (FAILED_PRECONDITION otherwise), until the group has
+	// no stream and no unacked record there.
+	Ordering      Ordering `protobuf:"varint,13,opt,name=ordering,proto3,enum=kgate.v1.Ordering" json:"ordering,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeOpen) Reset() {
@@ -379,6 +470,13 @@ func (x *SubscribeOpen) GetMaxMessagesPerResponse() int32 {
 		return x.MaxMessagesPerResponse
 	}
 	return 0
+}
+
+func (x *SubscribeOpen) GetOrdering() Ordering {
+	if x != nil {
+		return x.Ordering
+	}
+	return Ordering_ORDERING_UNSPECIFIED
 }
 
 // SubscribeAck acknowledges records.
@@ -546,6 +644,50 @@ func (x *SubscribeExtend) GetDeadline() *durationpb.Duration {
 	return nil
 }
 
+// SubscribeDrain asks the gateway to send no more records on this stream.
+// Records queued for the stream and not yet sent go to the group's other
+// streams (they were never delivered here, so they are not counted as
+// redeliveries); under ORDERING_PARTITION the stream's partitions move to
+// other streams once their records are acked. The gateway answers with
+// `drained` after the last record it sent. The client then acks or nacks
+// what it holds and half-closes: a stream drained this way causes no
+// redelivery.
+type SubscribeDrain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeDrain) Reset() {
+	*x = SubscribeDrain{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeDrain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeDrain) ProtoMessage() {}
+
+func (x *SubscribeDrain) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeDrain.ProtoReflect.Descriptor instead.
+func (*SubscribeDrain) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{5}
+}
+
 // SubscribeResponse is a message from the gateway on a Subscribe stream.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -556,6 +698,7 @@ type SubscribeResponse struct {
 	//	*SubscribeResponse_Message
 	//	*SubscribeResponse_Assignment
 	//	*SubscribeResponse_Messages
+	//	*SubscribeResponse_Drained
 	Response      isSubscribeResponse_Response `protobuf_oneof:"response"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -563,7 +706,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[5]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +718,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[5]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +731,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{5}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscribeResponse) GetResponse() isSubscribeResponse_Response {
@@ -625,6 +768,15 @@ func (x *SubscribeResponse) GetMessages() *ReceivedMessages {
 	return nil
 }
 
+func (x *SubscribeResponse) GetDrained() *Drained {
+	if x != nil {
+		if x, ok := x.Response.(*SubscribeResponse_Drained); ok {
+			return x.Drained
+		}
+	}
+	return nil
+}
+
 type isSubscribeResponse_Response interface {
 	isSubscribeResponse_Response()
 }
@@ -645,11 +797,55 @@ type SubscribeResponse_Messages struct {
 	Messages *ReceivedMessages `protobuf:"bytes,3,opt,name=messages,proto3,oneof"`
 }
 
+type SubscribeResponse_Drained struct {
+	// The answer to `drain`: no more records come on this stream.
+	Drained *Drained `protobuf:"bytes,4,opt,name=drained,proto3,oneof"`
+}
+
 func (*SubscribeResponse_Message) isSubscribeResponse_Response() {}
 
 func (*SubscribeResponse_Assignment) isSubscribeResponse_Response() {}
 
 func (*SubscribeResponse_Messages) isSubscribeResponse_Response() {}
+
+func (*SubscribeResponse_Drained) isSubscribeResponse_Response() {}
+
+// Drained says that every record the stream will get was sent before it.
+type Drained struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Drained) Reset() {
+	*x = Drained{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Drained) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Drained) ProtoMessage() {}
+
+func (x *Drained) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Drained.ProtoReflect.Descriptor instead.
+func (*Drained) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{7}
+}
 
 // ReceivedMessages is a batch of records delivered to a subscriber.
 type ReceivedMessages struct {
@@ -663,7 +859,7 @@ type ReceivedMessages struct {
 
 func (x *ReceivedMessages) Reset() {
 	*x = ReceivedMessages{}
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[6]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +871,7 @@ func (x *ReceivedMessages) String() string {
 func (*ReceivedMessages) ProtoMessage() {}
 
 func (x *ReceivedMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[6]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +884,7 @@ func (x *ReceivedMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessages.ProtoReflect.Descriptor instead.
 func (*ReceivedMessages) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{6}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReceivedMessages) GetMessages() []*ReceivedMessage {
@@ -723,9 +919,13 @@ type ReceivedMessage struct {
 	// message.timestamp.type=LogAppendTime it is the time the broker
 	// appended the record.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	// 1 for the first delivery to this stream, then + 1 for each redelivery
-	// after a nack or an expired ack deadline. The count is kept by the stream:
-	// after a rebalance or reconnect a record starts again at 1.
+	// 1 for the first delivery, then + 1 for each redelivery: after a nack,
+	// an expired ack deadline, or the end of the stream that had it. The count
+	// is kept per record by the group's consumer on the gateway, so a record
+	// delivered again after a reconnect (within the linger) carries its true
+	// attempt. After a Kafka rebalance or a gateway restart, a record the
+	// previous owner had delivered and not seen acked comes with 2 (its
+	// earlier count is not known).
 	DeliveryAttempt int32 `protobuf:"varint,9,opt,name=delivery_attempt,json=deliveryAttempt,proto3" json:"delivery_attempt,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -733,7 +933,7 @@ type ReceivedMessage struct {
 
 func (x *ReceivedMessage) Reset() {
 	*x = ReceivedMessage{}
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[7]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +945,7 @@ func (x *ReceivedMessage) String() string {
 func (*ReceivedMessage) ProtoMessage() {}
 
 func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[7]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +958,7 @@ func (x *ReceivedMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceivedMessage.ProtoReflect.Descriptor instead.
 func (*ReceivedMessage) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{7}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReceivedMessage) GetAckId() string {
@@ -824,14 +1024,18 @@ func (x *ReceivedMessage) GetDeliveryAttempt() int32 {
 	return 0
 }
 
-// Assignment reports a change of the stream's partitions.
+// Assignment reports a change of the partitions the stream serves: under
+// ORDERING_PARTITION the partitions whose records it gets; under
+// ORDERING_KEY and ORDERING_NONE every partition the gateway's consumer of
+// the group holds.
 type Assignment struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Partitions this stream now owns in addition to those it had.
+	// Partitions this stream now serves in addition to those it had.
 	Assigned []*TopicPartition `protobuf:"bytes,1,rep,name=assigned,proto3" json:"assigned,omitempty"`
-	// Partitions this stream no longer owns. Records of these partitions that
-	// were not acked will be delivered to their new owner; acks for them are
-	// ignored.
+	// Partitions this stream no longer serves. When the gateway moved one to
+	// another stream, this stream had no unacked record of it left. When Kafka
+	// took one from the gateway, its records not acked will be delivered by
+	// its new owner, and acks for them are ignored.
 	Revoked       []*TopicPartition `protobuf:"bytes,2,rep,name=revoked,proto3" json:"revoked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -839,7 +1043,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[8]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1055,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[8]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1068,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{8}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assignment) GetAssigned() []*TopicPartition {
@@ -894,7 +1098,7 @@ type TopicPartition struct {
 
 func (x *TopicPartition) Reset() {
 	*x = TopicPartition{}
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[9]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1110,7 @@ func (x *TopicPartition) String() string {
 func (*TopicPartition) ProtoMessage() {}
 
 func (x *TopicPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_subscriber_proto_msgTypes[9]
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1123,7 @@ func (x *TopicPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartition.ProtoReflect.Descriptor instead.
 func (*TopicPartition) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{9}
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TopicPartition) GetTopic() string {
@@ -940,13 +1144,14 @@ var File_kgate_v1_subscriber_proto protoreflect.FileDescriptor
 
 const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\n" +
-	"\x19kgate/v1/subscriber.proto\x12\bkgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\"\xdc\x01\n" +
+	"\x19kgate/v1/subscriber.proto\x12\bkgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\"\x8e\x02\n" +
 	"\x10SubscribeRequest\x12-\n" +
 	"\x04open\x18\x01 \x01(\v2\x17.kgate.v1.SubscribeOpenH\x00R\x04open\x12*\n" +
 	"\x03ack\x18\x02 \x01(\v2\x16.kgate.v1.SubscribeAckH\x00R\x03ack\x12-\n" +
 	"\x04nack\x18\x03 \x01(\v2\x17.kgate.v1.SubscribeNackH\x00R\x04nack\x123\n" +
-	"\x06extend\x18\x04 \x01(\v2\x19.kgate.v1.SubscribeExtendH\x00R\x06extendB\t\n" +
-	"\arequest\"\xd7\x04\n" +
+	"\x06extend\x18\x04 \x01(\v2\x19.kgate.v1.SubscribeExtendH\x00R\x06extend\x120\n" +
+	"\x05drain\x18\x05 \x01(\v2\x18.kgate.v1.SubscribeDrainH\x00R\x05drainB\t\n" +
+	"\arequest\"\x87\x05\n" +
 	"\rSubscribeOpen\x12\x16\n" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12>\n" +
@@ -962,7 +1167,8 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"maxBackoff\x12\x19\n" +
 	"\bauto_ack\x18\v \x01(\bR\aautoAck\x129\n" +
-	"\x19max_messages_per_response\x18\f \x01(\x05R\x16maxMessagesPerResponse\"'\n" +
+	"\x19max_messages_per_response\x18\f \x01(\x05R\x16maxMessagesPerResponse\x12.\n" +
+	"\bordering\x18\r \x01(\x0e2\x12.kgate.v1.OrderingR\bordering\"'\n" +
 	"\fSubscribeAck\x12\x17\n" +
 	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\"Y\n" +
 	"\rSubscribeNack\x12\x17\n" +
@@ -970,15 +1176,18 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\"a\n" +
 	"\x0fSubscribeExtend\x12\x17\n" +
 	"\aack_ids\x18\x01 \x03(\tR\x06ackIds\x125\n" +
-	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\xc8\x01\n" +
+	"\bdeadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"\x10\n" +
+	"\x0eSubscribeDrain\"\xf7\x01\n" +
 	"\x11SubscribeResponse\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x19.kgate.v1.ReceivedMessageH\x00R\amessage\x126\n" +
 	"\n" +
 	"assignment\x18\x02 \x01(\v2\x14.kgate.v1.AssignmentH\x00R\n" +
 	"assignment\x128\n" +
-	"\bmessages\x18\x03 \x01(\v2\x1a.kgate.v1.ReceivedMessagesH\x00R\bmessagesB\n" +
+	"\bmessages\x18\x03 \x01(\v2\x1a.kgate.v1.ReceivedMessagesH\x00R\bmessages\x12-\n" +
+	"\adrained\x18\x04 \x01(\v2\x11.kgate.v1.DrainedH\x00R\adrainedB\n" +
 	"\n" +
-	"\bresponse\"I\n" +
+	"\bresponse\"\t\n" +
+	"\aDrained\"I\n" +
 	"\x10ReceivedMessages\x125\n" +
 	"\bmessages\x18\x01 \x03(\v2\x19.kgate.v1.ReceivedMessageR\bmessages\"\xad\x02\n" +
 	"\x0fReceivedMessage\x12\x15\n" +
@@ -997,7 +1206,12 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\arevoked\x18\x02 \x03(\v2\x18.kgate.v1.TopicPartitionR\arevoked\"D\n" +
 	"\x0eTopicPartition\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition*g\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition*a\n" +
+	"\bOrdering\x12\x18\n" +
+	"\x14ORDERING_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ORDERING_PARTITION\x10\x01\x12\x10\n" +
+	"\fORDERING_KEY\x10\x02\x12\x11\n" +
+	"\rORDERING_NONE\x10\x03*g\n" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17START_POSITION_EARLIEST\x10\x01\x12\x19\n" +
@@ -1019,50 +1233,56 @@ func file_kgate_v1_subscriber_proto_rawDescGZIP() []byte {
 	return file_kgate_v1_subscriber_proto_rawDescData
 }
 
-var file_kgate_v1_subscriber_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kgate_v1_subscriber_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_kgate_v1_subscriber_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_kgate_v1_subscriber_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_kgate_v1_subscriber_proto_goTypes = []any{
-	(StartPosition)(0),            // 0: kgate.v1.StartPosition
-	(*SubscribeRequest)(nil),      // 1: kgate.v1.SubscribeRequest
-	(*SubscribeOpen)(nil),         // 2: kgate.v1.SubscribeOpen
-	(*SubscribeAck)(nil),          // 3: kgate.v1.SubscribeAck
-	(*SubscribeNack)(nil),         // 4: kgate.v1.SubscribeNack
-	(*SubscribeExtend)(nil),       // 5: kgate.v1.SubscribeExtend
-	(*SubscribeResponse)(nil),     // 6: kgate.v1.SubscribeResponse
-	(*ReceivedMessages)(nil),      // 7: kgate.v1.ReceivedMessages
-	(*ReceivedMessage)(nil),       // 8: kgate.v1.ReceivedMessage
-	(*Assignment)(nil),            // 9: kgate.v1.Assignment
-	(*TopicPartition)(nil),        // 10: kgate.v1.TopicPartition
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*Header)(nil),                // 12: kgate.v1.Header
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(Ordering)(0),                 // 0: kgate.v1.Ordering
+	(StartPosition)(0),            // 1: kgate.v1.StartPosition
+	(*SubscribeRequest)(nil),      // 2: kgate.v1.SubscribeRequest
+	(*SubscribeOpen)(nil),         // 3: kgate.v1.SubscribeOpen
+	(*SubscribeAck)(nil),          // 4: kgate.v1.SubscribeAck
+	(*SubscribeNack)(nil),         // 5: kgate.v1.SubscribeNack
+	(*SubscribeExtend)(nil),       // 6: kgate.v1.SubscribeExtend
+	(*SubscribeDrain)(nil),        // 7: kgate.v1.SubscribeDrain
+	(*SubscribeResponse)(nil),     // 8: kgate.v1.SubscribeResponse
+	(*Drained)(nil),               // 9: kgate.v1.Drained
+	(*ReceivedMessages)(nil),      // 10: kgate.v1.ReceivedMessages
+	(*ReceivedMessage)(nil),       // 11: kgate.v1.ReceivedMessage
+	(*Assignment)(nil),            // 12: kgate.v1.Assignment
+	(*TopicPartition)(nil),        // 13: kgate.v1.TopicPartition
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Header)(nil),                // 15: kgate.v1.Header
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_kgate_v1_subscriber_proto_depIdxs = []int32{
-	2,  // 0: kgate.v1.SubscribeRequest.open:type_name -> kgate.v1.SubscribeOpen
-	3,  // 1: kgate.v1.SubscribeRequest.ack:type_name -> kgate.v1.SubscribeAck
-	4,  // 2: kgate.v1.SubscribeRequest.nack:type_name -> kgate.v1.SubscribeNack
-	5,  // 3: kgate.v1.SubscribeRequest.extend:type_name -> kgate.v1.SubscribeExtend
-	0,  // 4: kgate.v1.SubscribeOpen.start_position:type_name -> kgate.v1.StartPosition
-	11, // 5: kgate.v1.SubscribeOpen.ack_deadline:type_name -> google.protobuf.Duration
-	11, // 6: kgate.v1.SubscribeOpen.min_backoff:type_name -> google.protobuf.Duration
-	11, // 7: kgate.v1.SubscribeOpen.max_backoff:type_name -> google.protobuf.Duration
-	11, // 8: kgate.v1.SubscribeNack.delay:type_name -> google.protobuf.Duration
-	11, // 9: kgate.v1.SubscribeExtend.deadline:type_name -> google.protobuf.Duration
-	8,  // 10: kgate.v1.SubscribeResponse.message:type_name -> kgate.v1.ReceivedMessage
-	9,  // 11: kgate.v1.SubscribeResponse.assignment:type_name -> kgate.v1.Assignment
-	7,  // 12: kgate.v1.SubscribeResponse.messages:type_name -> kgate.v1.ReceivedMessages
-	8,  // 13: kgate.v1.ReceivedMessages.messages:type_name -> kgate.v1.ReceivedMessage
-	12, // 14: kgate.v1.ReceivedMessage.headers:type_name -> kgate.v1.Header
-	13, // 15: kgate.v1.ReceivedMessage.timestamp:type_name -> google.protobuf.Timestamp
-	10, // 16: kgate.v1.Assignment.assigned:type_name -> kgate.v1.TopicPartition
-	10, // 17: kgate.v1.Assignment.revoked:type_name -> kgate.v1.TopicPartition
-	1,  // 18: kgate.v1.Subscriber.Subscribe:input_type -> kgate.v1.SubscribeRequest
-	6,  // 19: kgate.v1.Subscriber.Subscribe:output_type -> kgate.v1.SubscribeResponse
-	19, // [19:20] is the sub-list for method output_type
-	18, // [18:19] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	3,  // 0: kgate.v1.SubscribeRequest.open:type_name -> kgate.v1.SubscribeOpen
+	4,  // 1: kgate.v1.SubscribeRequest.ack:type_name -> kgate.v1.SubscribeAck
+	5,  // 2: kgate.v1.SubscribeRequest.nack:type_name -> kgate.v1.SubscribeNack
+	6,  // 3: kgate.v1.SubscribeRequest.extend:type_name -> kgate.v1.SubscribeExtend
+	7,  // 4: kgate.v1.SubscribeRequest.drain:type_name -> kgate.v1.SubscribeDrain
+	1,  // 5: kgate.v1.SubscribeOpen.start_position:type_name -> kgate.v1.StartPosition
+	14, // 6: kgate.v1.SubscribeOpen.ack_deadline:type_name -> google.protobuf.Duration
+	14, // 7: kgate.v1.SubscribeOpen.min_backoff:type_name -> google.protobuf.Duration
+	14, // 8: kgate.v1.SubscribeOpen.max_backoff:type_name -> google.protobuf.Duration
+	0,  // 9: kgate.v1.SubscribeOpen.ordering:type_name -> kgate.v1.Ordering
+	14, // 10: kgate.v1.SubscribeNack.delay:type_name -> google.protobuf.Duration
+	14, // 11: kgate.v1.SubscribeExtend.deadline:type_name -> google.protobuf.Duration
+	11, // 12: kgate.v1.SubscribeResponse.message:type_name -> kgate.v1.ReceivedMessage
+	12, // 13: kgate.v1.SubscribeResponse.assignment:type_name -> kgate.v1.Assignment
+	10, // 14: kgate.v1.SubscribeResponse.messages:type_name -> kgate.v1.ReceivedMessages
+	9,  // 15: kgate.v1.SubscribeResponse.drained:type_name -> kgate.v1.Drained
+	11, // 16: kgate.v1.ReceivedMessages.messages:type_name -> kgate.v1.ReceivedMessage
+	15, // 17: kgate.v1.ReceivedMessage.headers:type_name -> kgate.v1.Header
+	16, // 18: kgate.v1.ReceivedMessage.timestamp:type_name -> google.protobuf.Timestamp
+	13, // 19: kgate.v1.Assignment.assigned:type_name -> kgate.v1.TopicPartition
+	13, // 20: kgate.v1.Assignment.revoked:type_name -> kgate.v1.TopicPartition
+	2,  // 21: kgate.v1.Subscriber.Subscribe:input_type -> kgate.v1.SubscribeRequest
+	8,  // 22: kgate.v1.Subscriber.Subscribe:output_type -> kgate.v1.SubscribeResponse
+	22, // [22:23] is the sub-list for method output_type
+	21, // [21:22] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_kgate_v1_subscriber_proto_init() }
@@ -1076,19 +1296,21 @@ func file_kgate_v1_subscriber_proto_init() {
 		(*SubscribeRequest_Ack)(nil),
 		(*SubscribeRequest_Nack)(nil),
 		(*SubscribeRequest_Extend)(nil),
+		(*SubscribeRequest_Drain)(nil),
 	}
-	file_kgate_v1_subscriber_proto_msgTypes[5].OneofWrappers = []any{
+	file_kgate_v1_subscriber_proto_msgTypes[6].OneofWrappers = []any{
 		(*SubscribeResponse_Message)(nil),
 		(*SubscribeResponse_Assignment)(nil),
 		(*SubscribeResponse_Messages)(nil),
+		(*SubscribeResponse_Drained)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgate_v1_subscriber_proto_rawDesc), len(file_kgate_v1_subscriber_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   10,
+			NumEnums:      2,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

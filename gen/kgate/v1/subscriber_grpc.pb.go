@@ -28,10 +28,17 @@ const (
 //
 // Subscriber consumes Kafka topics with explicit acknowledgements.
 type SubscriberClient interface {
-	// Subscribe opens a streaming subscription. The stream is one member of the
-	// Kafka consumer group named in `open`: streams with the same group split
-	// the topics' partitions between them (on one gateway or across several),
-	// streams of different groups each receive every record.
+	// Subscribe opens a streaming subscription in the Kafka consumer group
+	// named in `open`. On each gateway, all streams of one group (and topic
+	// set) share one Kafka consumer, one member of the group: Kafka splits the
+	// partitions across gateway instances, and each gateway spreads its share
+	// over its streams as `open.ordering` says. A stream that opens or ends
+	// never causes a Kafka rebalance; its partitions and unacked records pass
+	// to the group's other streams on the gateway. When the last stream of a
+	// group ends, the consumer stays in the group for a linger (10 s by
+	// default), so a client that reconnects finds its partitions and its
+	// records' delivery counts still there. Streams of different groups each
+	// receive every record.
 	//
 	// The client's first message must be `open`. The gateway then sends an
 	// `assignment` whenever the stream's partitions change and a `message` for
@@ -42,11 +49,21 @@ type SubscriberClient interface {
 	//
 	// Delivery is at least once. Per partition, the offset committed to the
 	// consumer group is the lowest offset not yet acked (or dead-lettered), so
-	// an ack out of order never commits past an unacked record. Offsets are
-	// committed periodically (every second), when partitions are revoked, and
-	// when the stream ends. A new stream of the group resumes from there: a
-	// record may be delivered again after a rebalance or a reconnect, never
-	// skipped.
+	// an ack out of order never commits past an unacked record; the acks above
+	// it travel in the commit's metadata, so that the next owner of the
+	// partition (after a Kafka rebalance or a gateway restart) skips them.
+	// Offsets are committed every second, when Kafka revokes partitions, and
+	// when the group's consumer leaves. What is delivered again: a record
+	// nacked, or not acked within its ack deadline; the records a stream held
+	// unacked when it ended (they go to the group's other streams); and after
+	// a Kafka rebalance or a gateway restart, the records between the
+	// committed offset and where the previous owner had delivered that were
+	// not acked. Nothing acked is delivered again, except acks the commit
+	// could not carry (more than Kafka's 4096 bytes of offset metadata hold,
+	// or made after the last commit when a gateway is killed).
+	//
+	// A stream ends cleanly, without redeliveries, by sending `drain`, acking
+	// what it holds once `drained` arrives, then half-closing.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
 	// partition this stream no longer owns is ignored (counted in
@@ -72,24 +89,31 @@ type SubscriberClient interface {
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
-	//     group, a setting out of its range, an unknown start_position,
-	//     max_delivery_attempts without dead_letter_topic), INVALID_TOPIC (an
-	//     illegal topic name), ALREADY_OPEN (a second `open`), EMPTY_REQUEST
-	//     (none of ack, nack, extend set), INVALID_NACK (a nack delay out of
+	//     group, a setting out of its range, an unknown start_position or
+	//     ordering, max_delivery_attempts without dead_letter_topic),
+	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
+	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
+	//     INVALID_NACK (a nack delay out of
 	//     range), INVALID_EXTEND (an extend deadline out of range),
 	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
 	//     the request; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
 	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
 	//     cluster creates topics on first use), then reconnect.
+	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
+	//     the group are open on this gateway with another `ordering`. Open with
+	//     theirs, or use another group.
 	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
 	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
 	//     the gateway's --acl), or the gateway's Kafka credentials may not
 	//     read the topic or join the group (Kafka's reason, for example
 	//     TOPIC_AUTHORIZATION_FAILED).
-	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo (TOO_MANY_STREAMS): the
-	//     caller has --max-streams-per-principal streams open; retry after the
-	//     RetryInfo delay. Without kgate's ErrorInfo: a request was larger
+	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
+	//     gateway's subscription memory budget is spent (reason
+	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
+	//     another instance), or the caller has --max-streams-per-principal
+	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
+	//     kgate's ErrorInfo: a request was larger
 	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
 	//     message larger than max (N vs. M)"); the stream ended at once and a
 	//     retry will not help: send fewer ack ids per request.
@@ -137,10 +161,17 @@ type Subscriber_SubscribeClient = grpc.BidiStreamingClient[SubscribeRequest, Sub
 //
 // Subscriber consumes Kafka topics with explicit acknowledgements.
 type SubscriberServer interface {
-	// Subscribe opens a streaming subscription. The stream is one member of the
-	// Kafka consumer group named in `open`: streams with the same group split
-	// the topics' partitions between them (on one gateway or across several),
-	// streams of different groups each receive every record.
+	// Subscribe opens a streaming subscription in the Kafka consumer group
+	// named in `open`. On each gateway, all streams of one group (and topic
+	// set) share one Kafka consumer, one member of the group: Kafka splits the
+	// partitions across gateway instances, and each gateway spreads its share
+	// over its streams as `open.ordering` says. A stream that opens or ends
+	// never causes a Kafka rebalance; its partitions and unacked records pass
+	// to the group's other streams on the gateway. When the last stream of a
+	// group ends, the consumer stays in the group for a linger (10 s by
+	// default), so a client that reconnects finds its partitions and its
+	// records' delivery counts still there. Streams of different groups each
+	// receive every record.
 	//
 	// The client's first message must be `open`. The gateway then sends an
 	// `assignment` whenever the stream's partitions change and a `message` for
@@ -151,11 +182,21 @@ type SubscriberServer interface {
 	//
 	// Delivery is at least once. Per partition, the offset committed to the
 	// consumer group is the lowest offset not yet acked (or dead-lettered), so
-	// an ack out of order never commits past an unacked record. Offsets are
-	// committed periodically (every second), when partitions are revoked, and
-	// when the stream ends. A new stream of the group resumes from there: a
-	// record may be delivered again after a rebalance or a reconnect, never
-	// skipped.
+	// an ack out of order never commits past an unacked record; the acks above
+	// it travel in the commit's metadata, so that the next owner of the
+	// partition (after a Kafka rebalance or a gateway restart) skips them.
+	// Offsets are committed every second, when Kafka revokes partitions, and
+	// when the group's consumer leaves. What is delivered again: a record
+	// nacked, or not acked within its ack deadline; the records a stream held
+	// unacked when it ended (they go to the group's other streams); and after
+	// a Kafka rebalance or a gateway restart, the records between the
+	// committed offset and where the previous owner had delivered that were
+	// not acked. Nothing acked is delivered again, except acks the commit
+	// could not carry (more than Kafka's 4096 bytes of offset metadata hold,
+	// or made after the last commit when a gateway is killed).
+	//
+	// A stream ends cleanly, without redeliveries, by sending `drain`, acking
+	// what it holds once `drained` arrives, then half-closing.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
 	// partition this stream no longer owns is ignored (counted in
@@ -181,24 +222,31 @@ type SubscriberServer interface {
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
-	//     group, a setting out of its range, an unknown start_position,
-	//     max_delivery_attempts without dead_letter_topic), INVALID_TOPIC (an
-	//     illegal topic name), ALREADY_OPEN (a second `open`), EMPTY_REQUEST
-	//     (none of ack, nack, extend set), INVALID_NACK (a nack delay out of
+	//     group, a setting out of its range, an unknown start_position or
+	//     ordering, max_delivery_attempts without dead_letter_topic),
+	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
+	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
+	//     INVALID_NACK (a nack delay out of
 	//     range), INVALID_EXTEND (an extend deadline out of range),
 	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
 	//     the request; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
 	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
 	//     cluster creates topics on first use), then reconnect.
+	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
+	//     the group are open on this gateway with another `ordering`. Open with
+	//     theirs, or use another group.
 	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
 	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
 	//     the gateway's --acl), or the gateway's Kafka credentials may not
 	//     read the topic or join the group (Kafka's reason, for example
 	//     TOPIC_AUTHORIZATION_FAILED).
-	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo (TOO_MANY_STREAMS): the
-	//     caller has --max-streams-per-principal streams open; retry after the
-	//     RetryInfo delay. Without kgate's ErrorInfo: a request was larger
+	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
+	//     gateway's subscription memory budget is spent (reason
+	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
+	//     another instance), or the caller has --max-streams-per-principal
+	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
+	//     kgate's ErrorInfo: a request was larger
 	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
 	//     message larger than max (N vs. M)"); the stream ended at once and a
 	//     retry will not help: send fewer ack ids per request.
