@@ -51,7 +51,7 @@ start_gateway() {
 		ports+=(--metrics-listen 127.0.0.1:0)
 	fi
 	: >"$log" # exists before the background job opens it
-	"$GATEWAY" "${ports[@]}" "$@" >"$log" 2>&1 &
+	env -u KGATE_GATEWAY "$GATEWAY" "${ports[@]}" "$@" >"$log" 2>&1 & # KGATE_GATEWAY is this script's, not a gateway setting
 	local pid=$!
 	GATEWAY_PIDS+=("$pid")
 	GATEWAY_LOGS+=("$log")

@@ -8,7 +8,7 @@
 # and checks its output:
 #
 #   list                 names kgate.v1.Publisher, kgate.v1.Subscriber, health
-#   describe X           describes X's RPCs
+#   describe X           describes X's RPCs, with the proto's comments
 #   .../Publish          results with partition, offset and timestamp
 #   .../Health/Check     SERVING
 #   .../Subscribe        the record the Publish recipe wrote, at its offset
@@ -87,6 +87,7 @@ for cmd in "${COMMANDS[@]}"; do
 	*" describe "*)
 		seen[describe]=1
 		grep -q 'rpc [A-Za-z]* (' <<<"$out" || recipe_fail "describe shows no RPC" "$run" "$out"
+		grep -q '^ *// .*Status codes' <<<"$out" || recipe_fail "describe shows none of the proto's comments (status codes)" "$run" "$out"
 		;;
 	*Publisher/Publish*)
 		seen[publish]=1

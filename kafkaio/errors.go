@@ -137,7 +137,7 @@ func fromKafka(err error, what string) *Error {
 	case kafka.ErrTopicException:
 		return errorf(KindInvalid, ReasonInvalidTopic, "%s: invalid topic (%v)", what, ke)
 	case kafka.ErrUnknownTopic, kafka.ErrUnknownTopicOrPart:
-		return errorf(KindNotFound, reason, "%s: the topic does not exist; create it first (%v)", what, ke)
+		return errorf(KindNotFound, ReasonUnknownTopic, "%s: the topic does not exist; create it first (%v)", what, ke)
 	case kafka.ErrTopicAuthorizationFailed, kafka.ErrGroupAuthorizationFailed, kafka.ErrClusterAuthorizationFailed,
 		kafka.ErrTransactionalIDAuthorizationFailed, kafka.ErrSaslAuthenticationFailed, kafka.ErrAuthentication:
 		return errorf(KindPermission, reason, "%s: not allowed by the Kafka cluster (%v); grant the gateway's principal access", what, ke)

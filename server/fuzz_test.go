@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,15 @@ func FuzzSubscriptionConfig(f *testing.F) {
 		if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
 			t.Fatalf("subscriptionConfig(%v) accepted max_messages_per_response %d", &o, n)
 		}
+		if p := o.GetStartPosition(); kgatev1.StartPosition_name[int32(p)] == "" {
+			t.Fatalf("subscriptionConfig(%v) accepted start_position %d", &o, p)
+		}
+		if cfg.StartEarliest != (o.GetStartPosition() == kgatev1.StartPosition_START_POSITION_EARLIEST) {
+			t.Fatalf("subscriptionConfig(%v): StartEarliest %v", &o, cfg.StartEarliest)
+		}
+		if o.GetMaxDeliveryAttempts() < 0 {
+			t.Fatalf("subscriptionConfig(%v) accepted max_delivery_attempts %d", &o, o.GetMaxDeliveryAttempts())
+		}
 	})
 }
 
@@ -107,17 +117,39 @@ func FuzzToKafkaMessage(f *testing.F) {
 	})
 }
 
-// FuzzClampDuration: client durations (nack delays, extensions) are read
-// as [0, maxDeadline] whatever their fields.
-func FuzzClampDuration(f *testing.F) {
+// FuzzRequestDuration: client durations (nack delays, extensions) are
+// either taken as sent, within [0, maxDeadline], or refused with
+// INVALID_ARGUMENT naming the valid range, whatever their fields.
+func FuzzRequestDuration(f *testing.F) {
 	f.Add(int64(0), int32(0))
 	f.Add(int64(-1), int32(0))
 	f.Add(int64(1), int32(-1))
+	f.Add(int64(600), int32(1))
 	f.Add(int64(315576000001), int32(0))
 	f.Add(int64(-9223372036854775808), int32(-999999999))
 	f.Fuzz(func(t *testing.T, s int64, n int32) {
-		if d := clampDuration(&durationpb.Duration{Seconds: s, Nanos: n}); d < 0 || d > maxDeadline {
-			t.Fatalf("clampDuration(%ds %dns) = %v", s, n, d)
+		in := &durationpb.Duration{Seconds: s, Nanos: n}
+		nack, useBackoff, nerr := nackDelay(in)
+		ext, eerr := extendDeadline(in, time.Second)
+		valid := in.CheckValid() == nil && in.AsDuration() >= 0 && in.AsDuration() <= maxDeadline
+		for _, c := range []struct {
+			what string
+			d    time.Duration
+			err  error
+		}{{"nack delay", nack, nerr}, {"extend deadline", ext, eerr}} {
+			switch {
+			case c.err == nil && !valid:
+				t.Fatalf("%s %ds %dns accepted as %v", c.what, s, n, c.d)
+			case c.err == nil && c.d != in.AsDuration():
+				t.Fatalf("%s %ds %dns read as %v", c.what, s, n, c.d)
+			case c.err != nil && valid:
+				t.Fatalf("%s %ds %dns refused: %v", c.what, s, n, c.err)
+			case c.err != nil && (status.Code(c.err) != codes.InvalidArgument || !strings.Contains(status.Convert(c.err).Message(), "use 0s")):
+				t.Fatalf("%s %ds %dns: %v, want INVALID_ARGUMENT naming the valid range", c.what, s, n, c.err)
+			}
+		}
+		if useBackoff {
+			t.Fatalf("a nack with a delay uses the backoff")
 		}
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
@@ -43,7 +42,8 @@ type Config struct {
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
-// reflection, and logging and panic-recovery interceptors. A panic in a
+// reflection (with the proto's comments), and logging and panic-recovery
+// interceptors. A panic in a
 // handler is logged with its stack and answered with a generic INTERNAL
 // error: no stack trace reaches the client.
 func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
@@ -69,6 +69,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
+		// Stream handlers see requests that do not decode (see requestCodec).
+		codecOption(),
 		grpc.InTapHandle(cfg.Publisher.admit),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -81,7 +83,7 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		kgatev1.RegisterSubscriberServer(s, cfg.Subscriber)
 	}
 	healthpb.RegisterHealthServer(s, cfg.Health)
-	reflection.Register(s)
+	registerReflection(s, log)
 	if cfg.Metrics != nil {
 		cfg.Metrics.grpc.InitializeMetrics(s)
 	}

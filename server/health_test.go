@@ -41,12 +41,17 @@ func (c *countingPinger) Ping(ctx context.Context) error {
 // gateway's own cleanup, which was registered earlier).
 func watchKafka(t *testing.T, hs *health.Server, p server.Pinger) {
 	t.Helper()
+	watchKafkaWith(t, hs, p, server.HealthPolicy{Interval: healthInterval})
+}
+
+func watchKafkaWith(t *testing.T, hs *health.Server, p server.Pinger, policy server.HealthPolicy) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		server.WatchKafka(ctx, hs, p, healthInterval, testLogger(t), server.PublisherServiceName)
+		server.WatchKafka(ctx, hs, p, policy, testLogger(t), server.PublisherServiceName)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -198,5 +203,112 @@ func TestHealthStaysNotServingAfterShutdown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// healthSample is what a load balancer saw of the gateway's health at the
+// start of one of WatchKafka's checks, with the checks before it.
+type healthSample struct {
+	failedBefore int  // consecutive failed checks just before
+	servedBefore bool // some check before succeeded
+	status       healthpb.HealthCheckResponse_ServingStatus
+	err          error
+}
+
+// samplingPinger asks the gateway's health service, as a client does, at the
+// start of every check WatchKafka makes, then checks Kafka. WatchKafka
+// checks one at a time and sets the status after each, so a sample shows
+// exactly what the checks before it made of the health.
+type samplingPinger struct {
+	p     server.Pinger
+	check func() (healthpb.HealthCheckResponse_ServingStatus, error)
+
+	mu      sync.Mutex
+	failed  int
+	served  bool
+	samples []healthSample
+}
+
+func (s *samplingPinger) Ping(ctx context.Context) error {
+	st, err := s.check()
+	s.mu.Lock()
+	s.samples = append(s.samples, healthSample{failedBefore: s.failed, servedBefore: s.served, status: st, err: err})
+	s.mu.Unlock()
+	perr := s.p.Ping(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if perr != nil {
+		s.failed++
+	} else {
+		s.failed, s.served = 0, true
+	}
+	return perr
+}
+
+func (s *samplingPinger) snapshot() []healthSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.samples)
+}
+
+// TestHealthNeedsConsecutiveFailuresAndRecoversAtTheFirstSuccess: with the
+// broker process stopped (SIGSTOP) every check times out, yet the gateway
+// stays SERVING for the first Failures-1 of them and turns NOT_SERVING only
+// after Failures in a row; once the broker is continued (SIGCONT) the first
+// successful check makes it SERVING again. One failed check on a loaded
+// machine therefore no longer drops the instance from a load balancer.
+func TestHealthNeedsConsecutiveFailuresAndRecoversAtTheFirstSuccess(t *testing.T) {
+	t.Parallel()
+	broker := kafkatest.StartBrokerProcess(t)
+	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: broker.Addr})
+	t.Cleanup(func() { broker.Continue(t) }) // before the gateway closes its producer
+	const failures = 3
+	hc := healthpb.NewHealthClient(gw.conn)
+	sp := &samplingPinger{p: gw.prod, check: func() (healthpb.HealthCheckResponse_ServingStatus, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second*timeoutScale)
+		defer cancel()
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: server.PublisherServiceName})
+		return resp.GetStatus(), err
+	}}
+	watchKafkaWith(t, gw.health, sp, server.HealthPolicy{Interval: 250 * time.Millisecond, Failures: failures})
+
+	waitHealth(t, gw, 10*time.Second*timeoutScale, healthpb.HealthCheckResponse_SERVING)
+	broker.Stop(t)
+	stopped := time.Now()
+	waitHealth(t, gw, 20*time.Second*timeoutScale, healthpb.HealthCheckResponse_NOT_SERVING)
+	t.Logf("NOT_SERVING %v after the broker was stopped", time.Since(stopped).Round(time.Millisecond))
+	broker.Continue(t)
+	continued := time.Now()
+	waitHealth(t, gw, 20*time.Second*timeoutScale, healthpb.HealthCheckResponse_SERVING)
+	t.Logf("SERVING %v after the broker was continued", time.Since(continued).Round(time.Millisecond))
+	n := len(sp.snapshot())
+	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "one more health check", func() bool { return len(sp.snapshot()) > n })
+
+	var rodeOut, notServing, recovered bool
+	afterNotServing := false
+	for i, smp := range sp.snapshot() {
+		if smp.err != nil {
+			t.Fatalf("sample %d: health Check: %v", i, smp.err)
+		}
+		want := healthpb.HealthCheckResponse_NOT_SERVING
+		if smp.servedBefore && smp.failedBefore < failures {
+			want = healthpb.HealthCheckResponse_SERVING
+		}
+		if smp.status != want {
+			t.Errorf("check %d: a client saw %v after %d failed checks in a row (Kafka answered before: %v), want %v",
+				i, smp.status, smp.failedBefore, smp.servedBefore, want)
+		}
+		switch {
+		case smp.servedBefore && smp.failedBefore > 0 && smp.failedBefore < failures:
+			rodeOut = true
+		case smp.failedBefore >= failures:
+			notServing, afterNotServing = true, true
+		case smp.failedBefore == 0 && afterNotServing:
+			recovered = true
+		}
+	}
+	if !rodeOut || !notServing || !recovered {
+		t.Errorf("the checks did not show every step (SERVING through a failed check: %v, NOT_SERVING after %d: %v, SERVING at the first success after: %v)",
+			rodeOut, failures, notServing, recovered)
 	}
 }

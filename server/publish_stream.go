@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
@@ -99,11 +100,18 @@ func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamS
 			return err
 		}
 		if recvEnded {
-			if !errors.Is(recvErr, io.EOF) {
+			// After a half-close, or a request the gateway refused
+			// (INVALID_ARGUMENT), answer every message already handed to
+			// Kafka, then end the stream.
+			halfClosed := errors.Is(recvErr, io.EOF)
+			if !halfClosed && status.Code(recvErr) != codes.InvalidArgument {
 				return recvErr
 			}
 			if pending.Load() == 0 {
-				return send() // everything answered: done
+				if err := send(); err != nil || halfClosed {
+					return err // everything answered: done
+				}
+				return recvErr
 			}
 		}
 	}
@@ -114,8 +122,8 @@ func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamS
 func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.Publisher_PublishStreamServer,
 	out *outbox[*kgatev1.PublishStreamResponse], pending *atomic.Int64) error {
 	for {
-		req, err := stream.Recv()
-		if err != nil {
+		req := new(kgatev1.PublishStreamRequest)
+		if err := recvDecoded(stream, req, "every string field (correlation_id, topic, header keys) must be valid UTF-8"); err != nil {
 			return err
 		}
 		id := req.GetCorrelationId()

@@ -177,10 +177,59 @@ func TestPublishStreamEnds(t *testing.T) {
 	for {
 		_, err := st.Recv()
 		if err != nil {
-			if s := status.Convert(err); s.Code() != codes.Unavailable {
+			s, d := detailsOf(t, err)
+			if s.Code() != codes.Unavailable {
 				t.Fatalf("stream ended with %v %q at shutdown, want Unavailable", s.Code(), s.Message())
+			}
+			// UNAVAILABLE without kgate's ErrorInfo means a broken
+			// connection (outcome unknown); the gateway's own carries it.
+			if d.info == nil || d.info.Reason != kafkaio.ReasonClosed || d.info.Domain != "kgate.v1" {
+				t.Errorf("stream ended UNAVAILABLE at shutdown with ErrorInfo %v, want reason %s in domain kgate.v1", d.info, kafkaio.ReasonClosed)
 			}
 			break
 		}
+	}
+}
+
+// TestPublishStreamRequestThatDoesNotDecodeEndsItAfterAnsweringTheRest: a
+// stream message that does not decode (a correlation_id that is not valid
+// UTF-8) ends the stream with INVALID_ARGUMENT, reason MALFORMED_REQUEST,
+// naming the field, not INTERNAL; the messages sent before it are answered
+// first.
+func TestPublishStreamRequestThatDoesNotDecodeEndsItAfterAnsweringTheRest(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "pstream-utf8", 1)
+	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
+
+	cs := rawStream(t, gw, kgatev1.Publisher_PublishStream_FullMethodName)
+	if err := cs.SendMsg(streamReq("a", topic, "before")); err != nil {
+		t.Fatal(err)
+	}
+	bad := append(rawField(&kgatev1.PublishStreamRequest{}, "correlation_id", []byte("b\xff")), rawField(&kgatev1.PublishStreamRequest{}, "topic", []byte(topic))...)
+	if err := cs.SendMsg(bad); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*kgatev1.MessageOutcome{}
+	var end error
+	for {
+		var resp kgatev1.PublishStreamResponse
+		if end = cs.RecvMsg(&resp); end != nil {
+			break
+		}
+		got[resp.GetCorrelationId()] = resp.GetOutcome()
+	}
+	if o := got["a"]; len(got) != 1 || o == nil || o.GetCode() != 0 {
+		t.Errorf("responses %v, want one: OK for message a, sent before the malformed one", got)
+	}
+	st, d := detailsOf(t, end)
+	if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "not a valid kgate.v1.PublishStreamRequest: correlation_id is not valid UTF-8") {
+		t.Errorf("stream ended %v %q, want INVALID_ARGUMENT naming correlation_id", st.Code(), st.Message())
+	}
+	if d.info.GetReason() != "MALFORMED_REQUEST" {
+		t.Errorf("ErrorInfo %v, want reason MALFORMED_REQUEST", d.info)
+	}
+	if recs := kafkatest.ReadAll(t, brokers, topic); len(recs) != 1 || string(recs[0].Value) != "before" {
+		t.Errorf("the topic holds %d records, want only the one sent before the malformed message", len(recs))
 	}
 }

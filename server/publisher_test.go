@@ -165,6 +165,9 @@ func TestPublishRejectsInvalidRequestsAndWritesNothing(t *testing.T) {
 	}
 }
 
+// TestPublishUnknownTopicIsNotFoundWhenAutoCreateIsOff: Publish and
+// Subscribe answer a topic that does not exist alike, NOT_FOUND with
+// ErrorInfo reason UNKNOWN_TOPIC, as the proto documents.
 func TestPublishUnknownTopicIsNotFoundWhenAutoCreateIsOff(t *testing.T) {
 	t.Parallel()
 	c := kafkatest.Cluster(t) // no AllowAutoTopicCreation
@@ -174,8 +177,17 @@ func TestPublishUnknownTopicIsNotFoundWhenAutoCreateIsOff(t *testing.T) {
 	if st.Code() != codes.NotFound || !strings.Contains(st.Message(), `topic "no-such-topic" does not exist`) {
 		t.Fatalf("got %v %q, want NotFound naming the topic", st.Code(), st.Message())
 	}
-	if d.info == nil || d.info.Reason == "" {
-		t.Fatalf("no ErrorInfo reason: %v", st.Details())
+	if d.info == nil || d.info.Reason != "UNKNOWN_TOPIC" || d.info.Domain != "kgate.v1" {
+		t.Errorf("Publish: ErrorInfo %v, want reason UNKNOWN_TOPIC in domain kgate.v1", d.info)
+	}
+
+	s := openStream(t, gw, &kgatev1.SubscribeOpen{Topics: []string{"no-such-topic"}, Group: kafkatest.Name("g")})
+	st, d = detailsOf(t, s.WaitEnd(30*time.Second))
+	if st.Code() != codes.NotFound || !strings.Contains(st.Message(), `topic "no-such-topic" does not exist`) {
+		t.Fatalf("Subscribe: got %v %q, want NotFound naming the topic", st.Code(), st.Message())
+	}
+	if d.info == nil || d.info.Reason != "UNKNOWN_TOPIC" || d.info.Domain != "kgate.v1" {
+		t.Errorf("Subscribe: ErrorInfo %v, want reason UNKNOWN_TOPIC in domain kgate.v1", d.info)
 	}
 }
 
@@ -270,6 +282,10 @@ func TestPublishBackpressureAnswersResourceExhaustedAndLosesNothing(t *testing.T
 	}
 }
 
+// TestPublishPartialBatchSaysWhichMessagesToRetry: messages 5 to 7 are
+// refused at once (queue full), yet the answer comes only once the broker
+// acknowledged messages 0 to 4 (linger.ms 200), as the proto documents:
+// their outcomes are OK with the offsets the broker holds them at.
 func TestPublishPartialBatchSaysWhichMessagesToRetry(t *testing.T) {
 	t.Parallel()
 	brokers := kafkatest.Brokers(t)

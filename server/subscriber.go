@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -50,7 +49,7 @@ func (k kafkaSubscriber) Subscribe(ctx context.Context, cfg kafkaio.Subscription
 	return sess, nil
 }
 
-// maxDeadline bounds ack deadlines, extensions and nack delays.
+// maxDeadline bounds ack deadlines, extensions, nack delays and backoffs.
 const maxDeadline = 10 * time.Minute
 
 // SubscriberService implements kgate.v1.Subscriber.
@@ -88,12 +87,16 @@ func (s *SubscriberService) Shutdown() {
 // RPCs end: call it after the gRPC server stopped.
 func (s *SubscriberService) Wait() { s.receivers.Wait() }
 
-var errShuttingDown = status.Error(codes.Unavailable, "the gateway is shutting down: acked offsets were committed; reconnect, to another instance if there is one")
+// errShuttingDown ends Subscribe and PublishStream streams at shutdown. Like
+// every UNAVAILABLE the gateway answers, it carries kgate's ErrorInfo
+// (GATEWAY_SHUTTING_DOWN): one without it is gRPC's, a broken connection.
+var errShuttingDown = toStatus(&kafkaio.Error{Kind: kafkaio.KindUnavailable, Reason: kafkaio.ReasonClosed,
+	Message: "the gateway is shutting down: acked offsets were committed; reconnect, to another instance if there is one"})
 
 // Subscribe implements kgate.v1.Subscriber/Subscribe.
 func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	first, err := recvSubscribeRequest(stream)
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -255,7 +258,7 @@ func (s *SubscriberService) endOf(ctx, loopCtx context.Context, sub Subscription
 // ends. It returns io.EOF when the client half-closed, or a status error.
 func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscriber_SubscribeServer, sub Subscription, ackDeadline time.Duration, autoAck bool) error {
 	for {
-		req, err := stream.Recv()
+		req, err := recvSubscribeRequest(stream)
 		if err != nil {
 			return err
 		}
@@ -269,15 +272,15 @@ func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscrib
 		case *kgatev1.SubscribeRequest_Ack:
 			sub.Ack(ctx, r.Ack.GetAckIds())
 		case *kgatev1.SubscribeRequest_Nack:
-			d, useBackoff := time.Duration(0), r.Nack.GetDelay() == nil
-			if !useBackoff {
-				d = clampDuration(r.Nack.GetDelay())
+			d, useBackoff, err := nackDelay(r.Nack.GetDelay())
+			if err != nil {
+				return err
 			}
 			sub.Nack(ctx, r.Nack.GetAckIds(), d, useBackoff)
 		case *kgatev1.SubscribeRequest_Extend:
-			d := ackDeadline
-			if r.Extend.GetDeadline() != nil {
-				d = clampDuration(r.Extend.GetDeadline())
+			d, err := extendDeadline(r.Extend.GetDeadline(), ackDeadline)
+			if err != nil {
+				return err
 			}
 			sub.Extend(ctx, r.Extend.GetAckIds(), d)
 		case *kgatev1.SubscribeRequest_Drain:
@@ -288,14 +291,6 @@ func (s *SubscriberService) receive(ctx context.Context, stream kgatev1.Subscrib
 			return invalidf("EMPTY_REQUEST", "empty request: set one of ack, nack, extend or drain")
 		}
 	}
-}
-
-// clampDuration reads a client duration as [0, maxDeadline].
-func clampDuration(d *durationpb.Duration) time.Duration {
-	if err := d.CheckValid(); err != nil {
-		return 0
-	}
-	return min(max(d.AsDuration(), 0), maxDeadline)
 }
 
 func requestKind(r *kgatev1.SubscribeRequest) string {
@@ -315,16 +310,20 @@ func requestKind(r *kgatev1.SubscribeRequest) string {
 // subscriptionConfig checks what only the API knows (durations) and maps
 // open to kafkaio's configuration, which checks the rest.
 func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, error) {
+	earliest, err := startEarliest(o.GetStartPosition())
 	cfg := kafkaio.SubscriptionConfig{
 		Topics:        o.GetTopics(),
 		Group:         o.GetGroup(),
-		StartEarliest: o.GetStartPosition() == kgatev1.StartPosition_START_POSITION_EARLIEST,
+		StartEarliest: earliest,
 		Window: flowcontrol.SessionConfig{
 			MaxMessages:     int(o.GetMaxOutstandingMessages()),
 			MaxBytes:        o.GetMaxOutstandingBytes(),
 			MaxAttempts:     o.GetMaxDeliveryAttempts(),
 			DeadLetterTopic: o.GetDeadLetterTopic(),
 		},
+	}
+	if err != nil {
+		return cfg, err
 	}
 	switch o.GetOrdering() {
 	case kgatev1.Ordering_ORDERING_UNSPECIFIED, kgatev1.Ordering_ORDERING_PARTITION:
@@ -338,6 +337,9 @@ func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, e
 	}
 	if n := o.GetMaxMessagesPerResponse(); n < 0 || n > maxBatchMessages {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_messages_per_response %d is out of range: use 1 to %d, or 0 for one record per response", n, maxBatchMessages)
+	}
+	if n := o.GetMaxDeliveryAttempts(); n < 0 {
+		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_delivery_attempts %d is out of range: use 1 or more (with dead_letter_topic), or 0 for unlimited redelivery", n)
 	}
 	if o.GetMaxOutstandingMessages() > 1_000_000 {
 		return cfg, invalidf("INVALID_SUBSCRIPTION", "max_outstanding_messages %d is out of range: use 1 to 1000000, or 0 for the default", o.GetMaxOutstandingMessages())

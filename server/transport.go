@@ -12,10 +12,21 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
+// RequestOverheadBytes is the room a request needs besides one message's
+// key, value and headers: its topic (at most 249 bytes), a correlation id
+// and the protobuf framing. MaxRequestBytes must exceed the largest
+// message by at least this much, so that any message the gateway accepts
+// fits in a request; a message near the limit with a long correlation id
+// or very many headers (about 6 bytes of framing each) can still exceed it.
+const RequestOverheadBytes = 1 << 10
+
 // Limits bound what one client can make the gateway hold.
 type Limits struct {
 	// MaxRequestBytes is the largest gRPC message accepted (a Publish
-	// request with all its messages). Default 4 MiB.
+	// request with all its messages, one PublishStream or Subscribe
+	// request). Default 4 MiB. grpc-go refuses a larger one with
+	// RESOURCE_EXHAUSTED, without ErrorInfo, before any handler runs; on a
+	// stream that also ends the stream.
 	MaxRequestBytes int
 	// MaxConcurrentStreams bounds the concurrent calls on one connection.
 	// Default 100.

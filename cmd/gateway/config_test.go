@@ -28,6 +28,7 @@ func defaultConfig() *Config {
 		MaxMessageBytes:        1_000_000,
 		ShutdownTimeout:        15 * time.Second,
 		HealthInterval:         2 * time.Second,
+		HealthFailures:         3,
 		MetricsListen:          ":9090",
 		SubscribeLinger:        10 * time.Second,
 		SubscribeMemory:        256 << 20,
@@ -39,8 +40,13 @@ func defaultConfig() *Config {
 	}
 }
 
-func envOf(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
+// envOf is vars as os.Environ gives them.
+func envOf(vars map[string]string) []string {
+	var env []string
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
 }
 
 func TestParseConfig(t *testing.T) {
@@ -57,7 +63,7 @@ func TestParseConfig(t *testing.T) {
 				"--listen", "127.0.0.1:7000", "--brokers", "k1:9092,k2:9092", "--embedded-kafka", "127.0.0.1:19092",
 				"--embedded-partitions", "6", "--kafka", "linger.ms=5", "--kafka-producer", "acks=all",
 				"--kafka-consumer", "fetch.wait.max.ms=50", "--max-inflight-bytes", "1024",
-				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms",
+				"--max-message-bytes", "512", "--shutdown-timeout", "3s", "--health-interval", "250ms", "--health-failures", "5",
 				"--log-level", "debug", "--log-format", "json", "--metrics-listen", "127.0.0.1:9999",
 			},
 			want: func(c *Config) {
@@ -67,7 +73,7 @@ func TestParseConfig(t *testing.T) {
 				c.KafkaProducer = map[string]string{"acks": "all"}
 				c.KafkaConsumer = map[string]string{"fetch.wait.max.ms": "50"}
 				c.MaxInflightBytes, c.MaxMessageBytes = 1024, 512
-				c.ShutdownTimeout, c.HealthInterval = 3*time.Second, 250*time.Millisecond
+				c.ShutdownTimeout, c.HealthInterval, c.HealthFailures = 3*time.Second, 250*time.Millisecond, 5
 				c.LogLevel, c.LogFormat = "debug", "json"
 			},
 		},
@@ -131,8 +137,20 @@ func TestParseConfig(t *testing.T) {
 			want: func(c *Config) { c.Kafka = map[string]string{"linger.ms": "5"} },
 		},
 		10: {
-			name: "unrelated variables are ignored",
-			env:  map[string]string{"BROKERS": "x:1", "KGATE_TEST_BROKERS": "y:2", "KGATE_NO_SUCH": "z"},
+			name: "unrelated variables are ignored; KGATE_ ones that name no flag with a warning",
+			env:  map[string]string{"BROKERS": "x:1", "KGATE_TEST_BROKERS": "y:2", "KGATE_NO_SUCH": "z", "KGATE_MAX_MESAGE_BYTES": "5"},
+			want: func(c *Config) {
+				c.warnings = []string{
+					"environment variable KGATE_MAX_MESAGE_BYTES names no setting of the gateway and is ignored; did you mean KGATE_MAX_MESSAGE_BYTES?",
+					"environment variable KGATE_NO_SUCH names no setting of the gateway and is ignored (gateway --help lists the settings)",
+					"environment variable KGATE_TEST_BROKERS names no setting of the gateway and is ignored (gateway --help lists the settings)",
+				}
+			},
+		},
+		11: {
+			name: "the largest message that fits in a request",
+			args: []string{"--max-message-bytes", "4193280"},
+			want: func(c *Config) { c.MaxMessageBytes = 4193280 },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,17 +203,26 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		4:  {args: []string{"--shutdown-timeout", "0s"}, want: "--shutdown-timeout must be positive, got 0s"},
 		5:  {args: []string{"--health-interval", "-1s"}, want: "--health-interval must be positive, got -1s"},
 		6:  {args: []string{"--log-format", "xml"}, want: `--log-format must be text or json, got "xml"`},
-		7:  {args: []string{"--max-inflight-bytes", "lots"}, want: `invalid value "lots" for flag -max-inflight-bytes`},
-		8:  {args: []string{"--shutdown-timeout", "15"}, want: `invalid value "15" for flag -shutdown-timeout`},
+		7:  {args: []string{"--max-inflight-bytes", "lots"}, want: `invalid value "lots" for flag -max-inflight-bytes: want a whole number of bytes, such as 67108864`},
+		8:  {args: []string{"--shutdown-timeout", "15"}, want: `invalid value "15" for flag -shutdown-timeout: want a duration with its unit, such as 15s, 500ms or 2m`},
 		9:  {args: []string{"--kafka", "novalue"}, want: `"novalue" is not key=value (for example --kafka linger.ms=5)`},
 		10: {args: []string{"--kafka", "=5"}, want: `"=5" is not key=value`},
 		11: {args: []string{"--kafka", "linger.ms=5;oops"}, want: `"oops" is not key=value`},
 		12: {args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
 		13: {args: []string{"--listen", ":1", "extra"}, want: `unexpected argument "extra": every setting is a flag`},
-		14: {env: map[string]string{"KGATE_MAX_INFLIGHT_BYTES": "lots"}, want: `KGATE_MAX_INFLIGHT_BYTES="lots"`},
+		14: {env: map[string]string{"KGATE_MAX_INFLIGHT_BYTES": "lots"}, want: `KGATE_MAX_INFLIGHT_BYTES="lots": want a whole number of bytes, such as 67108864`},
 		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA="linger.ms=5;oops": "oops" is not key=value`},
-		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive"},
+		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive, got 0s (set by KGATE_HEALTH_INTERVAL)"},
 		17: {env: map[string]string{"KGATE_LOG_FORMAT": "yaml"}, want: `--log-format must be text or json, got "yaml"`},
+		18: {args: []string{"--max-message-bytes", "4194304"}, want: "--max-message-bytes 4194304 does not fit in --max-request-bytes 4194304: a request with one message of that size needs 1024 bytes more for its topic and framing"},
+		19: {args: []string{"--max-request-bytes", "1000000"}, want: "lower --max-message-bytes to at most 998976 or raise --max-request-bytes to at least 1001024"},
+		20: {args: []string{"--max-message-bytes", "4193281"}, want: "--max-message-bytes 4193281 does not fit"},
+		21: {args: []string{"--health-failures", "0"}, want: "--health-failures must be positive, got 0"},
+		22: {env: map[string]string{"KGATE_MAX_MESSAGE_BYTES": "abc"}, want: `KGATE_MAX_MESSAGE_BYTES="abc": want a whole number of bytes, such as 1000000`},
+		23: {env: map[string]string{"KGATE_MAX_CONCURRENT_STREAMS": "-1"}, want: `KGATE_MAX_CONCURRENT_STREAMS="-1": want a whole number of calls, 1 or more, such as 100`},
+		24: {env: map[string]string{"KGATE_SHUTDOWN_TIMEOUT": "soon"}, want: `KGATE_SHUTDOWN_TIMEOUT="soon": want a duration with its unit, such as 15s, 500ms or 2m`},
+		25: {args: []string{"--embedded-partitions", "3.5"}, want: `invalid value "3.5" for flag -embedded-partitions: want a whole number of partitions, such as 3`},
+		26: {env: map[string]string{"KGATE_MAX_REQUEST_BYTES": "1000"}, want: "does not fit in --max-request-bytes 1000: a request with one message of that size needs 1024 bytes more for its topic and framing, so such a message could never be sent; lower --max-message-bytes to at most -24 or raise --max-request-bytes to at least 1001024 (set by KGATE_MAX_REQUEST_BYTES)"},
 	} {
 		var out bytes.Buffer
 		cfg, err := parseConfig(tc.args, envOf(tc.env), &out)
@@ -216,10 +243,38 @@ func TestParseConfigHelp(t *testing.T) {
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%s: error %v, want flag.ErrHelp", arg, err)
 		}
-		for _, want := range append(configFlagNames(), "Usage: gateway", "KGATE_BROKERS") {
+		for _, want := range append(configFlagNames(), "Usage: gateway", "KGATE_BROKERS", "--max-message-bytes bytes",
+			"(default 1000000)", "--shutdown-timeout duration", "(default 15s)", `--listen string`, `(default ":8080")`, "--kafka key=value") {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("%s: usage does not mention %q:\n%s", arg, want, out.String())
 			}
+		}
+	}
+}
+
+// TestParseConfigErrorsAreReturnedNotPrinted: a bad setting prints nothing
+// itself (the caller prints the error once, to stderr), whatever its form.
+func TestParseConfigErrorsAreReturnedNotPrinted(t *testing.T) {
+	for _, args := range [][]string{{"--no-such-flag"}, {"--max-message-bytes", "abc"}, {"--listen"}} {
+		var out bytes.Buffer
+		if _, err := parseConfig(args, envOf(nil), &out); err == nil || out.Len() > 0 {
+			t.Errorf("%v: error %v, printed %q; want an error and nothing printed", args, err, out.String())
+		}
+	}
+}
+
+func TestNearestSetting(t *testing.T) {
+	names := []string{"KGATE_MAX_MESSAGE_BYTES", "KGATE_MAX_REQUEST_BYTES", "KGATE_BROKERS", "KGATE_LISTEN"}
+	for in, want := range map[string]string{
+		"KGATE_MAX_MESAGE_BYTES":  "KGATE_MAX_MESSAGE_BYTES",
+		"KGATE_MAX_MESSAGES_BYTE": "KGATE_MAX_MESSAGE_BYTES",
+		"KGATE_BROKER":            "KGATE_BROKERS",
+		"KGATE_LISTENS":           "KGATE_LISTEN",
+		"KGATE_TLS":               "",
+		"KGATE_SOMETHING_ELSE":    "",
+	} {
+		if got := nearest(in, names); got != want {
+			t.Errorf("nearest(%s) = %q, want %q", in, got, want)
 		}
 	}
 }

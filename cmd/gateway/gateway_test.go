@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/internal/kafkatest"
@@ -91,10 +93,79 @@ func testEmbedded(t *testing.T, gateway string) {
 		}
 	}
 	waitServing(t, conn, "", "kgate.v1.Publisher")
+	checkReflectionComments(t, conn)
 
 	publishAndVerify(t, conn, brokers, "orders")
 
 	gw.terminate(t)
+}
+
+// checkReflectionComments asks server reflection, as `grpcurl describe`
+// does, for the file defining each of kgate's services, and checks that it
+// carries the proto's comments: the status codes of each RPC and what to
+// do about them.
+func checkReflectionComments(t *testing.T, conn *grpc.ClientConn) {
+	t.Helper()
+	for svc, want := range map[string]struct{ method, says string }{
+		"kgate.v1.Publisher":  {"Publish", "Status codes and what the client should do"},
+		"kgate.v1.Subscriber": {"Subscribe", "Status codes that end the stream and what the client should do"},
+	} {
+		fd := fileContainingSymbol(t, conn, svc)
+		var comments []string
+		for si, s := range fd.GetService() {
+			if fd.GetPackage()+"."+s.GetName() != svc {
+				continue
+			}
+			for mi, m := range s.GetMethod() {
+				if m.GetName() != want.method {
+					continue
+				}
+				for _, loc := range fd.GetSourceCodeInfo().GetLocation() {
+					if slices.Equal(loc.GetPath(), []int32{6, int32(si), 2, int32(mi)}) { // service, method
+						comments = append(comments, loc.GetLeadingComments())
+					}
+				}
+			}
+		}
+		if len(comments) != 1 || !strings.Contains(comments[0], want.says) {
+			t.Errorf("server reflection describes %s.%s with comments %q, want them to say %q", svc, want.method, comments, want.says)
+		}
+	}
+}
+
+// fileContainingSymbol asks server reflection (v1) for the file that
+// defines symbol.
+func fileContainingSymbol(t *testing.T, conn *grpc.ClientConn, symbol string) *descriptorpb.FileDescriptorProto {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatalf("server reflection: %v", err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: symbol},
+	}); err != nil {
+		t.Fatalf("server reflection send: %v", err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("server reflection, file containing %s: %v", symbol, err)
+	}
+	_ = stream.CloseSend()
+	for _, b := range resp.GetFileDescriptorResponse().GetFileDescriptorProto() {
+		fd := new(descriptorpb.FileDescriptorProto)
+		if err := proto.Unmarshal(b, fd); err != nil {
+			t.Fatalf("server reflection sent a file descriptor that does not parse: %v", err)
+		}
+		for _, s := range fd.GetService() {
+			if fd.GetPackage()+"."+s.GetName() == symbol {
+				return fd
+			}
+		}
+	}
+	t.Fatalf("server reflection sent no file defining %s: %v", symbol, resp)
+	return nil
 }
 
 // testBrokers: with --brokers (or KGATE_BROKERS) the gateway uses that
@@ -138,15 +209,32 @@ func testFlags(t *testing.T, gateway string) {
 		if code := p.wait(t, exitTimeout); code != 0 {
 			t.Fatalf("--help exited %d, want 0", code)
 		}
-		out := p.stderr.String() + p.stdout.String()
+		// On stdout, so that `gateway --help | less` shows it.
+		out := p.stdout.String()
 		for _, want := range append(configFlagNames(), "Usage: gateway", "KGATE_") {
 			if !strings.Contains(out, want) {
-				t.Errorf("--help does not mention %q", want)
+				t.Errorf("--help does not mention %q on stdout", want)
 			}
+		}
+		if e := p.stderr.String(); e != "" {
+			t.Errorf("--help wrote to stderr: %q", e)
 		}
 		if strings.Contains(out, "kgate listening") {
 			t.Errorf("--help started the gateway")
 		}
+	})
+
+	// A KGATE_ variable that names no setting is warned about, with the
+	// setting it looks like; the gateway starts anyway.
+	t.Run("unknown variable", func(t *testing.T) {
+		t.Parallel()
+		p := startProc(t, "gateway", gateway, childEnv("KGATE_MAX_MESAGE_BYTES=5"), "--listen", "127.0.0.1:0", "--embedded-kafka", "127.0.0.1:0")
+		p.waitFor(t, listeningRE, startTimeout, "the gateway logs that it is listening")
+		want := `level=WARN msg="environment variable KGATE_MAX_MESAGE_BYTES names no setting of the gateway and is ignored; did you mean KGATE_MAX_MESSAGE_BYTES?"`
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("no warning %s", want)
+		}
+		p.terminate(t)
 	})
 
 	// Fixed ports are taken here, so that the gateway meets them in use.
@@ -181,6 +269,11 @@ func testFlags(t *testing.T, gateway string) {
 		15: {name: "kafka-producer acks=1", args: []string{"--kafka-producer", "acks=1"}, want: "kafka property acks=1 is refused"},
 		16: {name: "kafka-consumer enable.auto.offset.store=true", args: []string{"--kafka-consumer", "enable.auto.offset.store=true"}, want: "kafka property enable.auto.offset.store=true is refused"},
 		17: {name: "kafka-consumer bootstrap.servers", args: []string{"--kafka-consumer", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
+		18: {name: "max-message-bytes over max-request-bytes", args: []string{"--max-message-bytes", "2000000", "--max-request-bytes", "1048576"},
+			want: "--max-message-bytes 2000000 does not fit in --max-request-bytes 1048576"},
+		19: {name: "KGATE_MAX_MESSAGE_BYTES abc", env: []string{"KGATE_MAX_MESSAGE_BYTES=abc"}, want: `KGATE_MAX_MESSAGE_BYTES="abc": want a whole number of bytes, such as 1000000`},
+		20: {name: "max-message-bytes abc", args: []string{"--max-message-bytes", "abc"},
+			want: `invalid value "abc" for flag -max-message-bytes: want a whole number of bytes, such as 1000000 (see gateway --help)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -209,6 +302,9 @@ func configFlagNames() []string {
 	var names []string
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
+		if !typ.Field(i).IsExported() {
+			continue // not a setting
+		}
 		if tag := typ.Field(i).Tag.Get("flag"); tag != "" {
 			names = append(names, "-"+tag)
 			continue

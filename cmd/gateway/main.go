@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +33,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "gateway: %v\n", err)
 		os.Exit(1)
 	}
@@ -42,8 +44,11 @@ func main() {
 // acked offsets; refuse new publishes and wait (bounded) for the broker's
 // acknowledgements of those in flight; stop the gRPC server; stop the
 // embedded broker.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+//
+// environ is the environment ("NAME=value"). --help prints to stdout; the
+// log goes to stderr.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, environ, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -53,6 +58,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.warnings {
+		log.Warn(w)
 	}
 
 	producerKafka, consumerKafka := cfg.producerKafka(), cfg.consumerKafka()
@@ -78,7 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Before any Kafka client starts: fewer glibc arenas for librdkafka's
 	// threads, and a Go memory limit from the gateway's own budgets.
 	kafkaio.TuneMalloc()
-	if getenv("GOMEMLIMIT") == "" && cfg.Brokers != "" {
+	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }) && cfg.Brokers != "" {
 		limit := cfg.MaxInflightBytes + cfg.SubscribeMemory + memoryBase
 		debug.SetMemoryLimit(limit)
 		log.Debug("Go memory limit set from the budgets: --max-inflight-bytes + --subscribe-memory + 128 MiB", "limit_bytes", limit)
@@ -133,7 +141,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName, server.SubscriberServiceName)
+		server.WatchKafka(watchCtx, hs, prod, server.HealthPolicy{Interval: cfg.HealthInterval, Failures: cfg.HealthFailures}, log,
+			server.PublisherServiceName, server.SubscriberServiceName)
 	}()
 	serveErr := make(chan error, 1)
 	go func() {

@@ -14,9 +14,7 @@ import (
 
 // BrokerProcess returns bootstrap servers for a test whose measurements
 // must not include the broker: the external cluster, or kfake run as its
-// own process (internal/kafkatest/brokerd, creating topics on first use
-// with 3 partitions), stopped with SIGTERM and waited for when the test
-// ends; it must then exit cleanly.
+// own process (see StartBrokerProcess).
 func BrokerProcess(t testing.TB) string {
 	t.Helper()
 	if b, ok := External(); ok {
@@ -26,19 +24,20 @@ func BrokerProcess(t testing.TB) string {
 	return StartBrokerProcess(t).Addr
 }
 
-// Broker is a broker process of the test's own.
+// Broker is kfake running as its own process (internal/kafkatest/brokerd).
 type Broker struct {
-	// Addr is its bootstrap address.
+	// Addr is its bootstrap server, host:port.
 	Addr string
 	cmd  *exec.Cmd
 }
 
-// Stop freezes the broker process (SIGSTOP): connections stay open and
-// nothing answers, as with a hung broker. The test's cleanup continues it.
+// Stop freezes the broker process (SIGSTOP): it keeps its connections open
+// and answers nothing, like a broker host that hangs. The broker is
+// continued, if need be, when the test ends.
 func (b *Broker) Stop(t testing.TB) {
 	t.Helper()
 	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatalf("stopping brokerd: %v", err)
+		t.Fatalf("SIGSTOP to brokerd: %v", err)
 	}
 }
 
@@ -46,20 +45,18 @@ func (b *Broker) Stop(t testing.TB) {
 func (b *Broker) Continue(t testing.TB) {
 	t.Helper()
 	if err := b.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatalf("continuing brokerd: %v", err)
+		t.Fatalf("SIGCONT to brokerd: %v", err)
 	}
 }
 
-// StartBrokerProcess runs kfake as its own process for a test that needs
-// the process itself (to stop it); it skips the test when
-// KGATE_TEST_BROKERS names an external cluster. The broker is continued,
-// stopped with SIGTERM and waited for when the test ends; it must then
-// exit cleanly.
+// StartBrokerProcess runs kfake as its own process for the test, even when
+// an external cluster is configured: the test needs the process itself (to
+// stop it, or to measure the gateway alone). It listens on 127.0.0.1 and
+// creates topics on first use with 3 partitions. When the test ends it is
+// continued, stopped with SIGTERM and waited for; it must then exit
+// cleanly.
 func StartBrokerProcess(t testing.TB) *Broker {
 	t.Helper()
-	if b, ok := External(); ok {
-		t.Skipf("this test stops its broker process; %s=%s names an external cluster, which cannot be stopped from here", EnvBrokers, b)
-	}
 	bin := filepath.Join(t.TempDir(), "brokerd")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kgate/kgate/internal/kafkatest/brokerd").CombinedOutput(); err != nil {
 		t.Fatalf("building brokerd: %v\n%s", err, out)
@@ -87,7 +84,7 @@ func StartBrokerProcess(t testing.TB) *Broker {
 	}()
 	ready := false
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a stopped process acts on SIGTERM only once continued
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:

@@ -37,13 +37,17 @@ type Class int
 const (
 	// OK: the gateway said the record is written; it must be consumed.
 	OK Class = iota
-	// Unknown: DEADLINE_EXCEEDED, CANCELED or UNKNOWN, or UNAVAILABLE with
+	// Unknown: DEADLINE_EXCEEDED, CANCELED or UNKNOWN; UNAVAILABLE with
 	// reason MESSAGE_TIMED_OUT (the brokers did not acknowledge in time,
-	// possibly after writing); the record may be consumed any number of
-	// times, including none.
+	// possibly after writing); UNAVAILABLE or INTERNAL without kgate's
+	// ErrorInfo (domain kgate.v1), which gRPC made, not the gateway: the
+	// connection broke mid-call (the gateway was killed, a proxy or the
+	// network cut it) or the handler panicked. The record may be consumed
+	// any number of times, including none.
 	Unknown
-	// Failed: any other error (RESOURCE_EXHAUSTED, UNAVAILABLE,
-	// INVALID_ARGUMENT, ...); the record must never be consumed.
+	// Failed: any other error (RESOURCE_EXHAUSTED, UNAVAILABLE with
+	// kgate's ErrorInfo, INVALID_ARGUMENT, ...); the record must never be
+	// consumed.
 	Failed
 )
 
@@ -75,18 +79,37 @@ func Classify(err error) Class {
 	case codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
 		return Unknown
 	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && possiblyWritten(st.Code(), info.GetReason()) {
-			return Unknown
-		}
+	if possiblyWritten(st.Code(), kgateInfo(st)) {
+		return Unknown
 	}
 	return Failed
 }
 
-// possiblyWritten reports whether an error with code and ErrorInfo reason
-// leaves the record possibly written, as the proto documents.
-func possiblyWritten(c codes.Code, reason string) bool {
-	return c == codes.Unavailable && reason == "MESSAGE_TIMED_OUT"
+// ErrorDomain is the google.rpc.ErrorInfo domain of the gateway's own
+// errors.
+const ErrorDomain = "kgate.v1"
+
+// kgateInfo returns the gateway's ErrorInfo among st's details, or nil.
+func kgateInfo(st *status.Status) *errdetails.ErrorInfo {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info
+		}
+	}
+	return nil
+}
+
+// possiblyWritten reports whether an error with code and the gateway's
+// ErrorInfo (nil when it has none) leaves the record possibly written, as
+// the proto documents.
+func possiblyWritten(c codes.Code, info *errdetails.ErrorInfo) bool {
+	switch c {
+	case codes.Unavailable:
+		return info == nil || info.GetReason() == "MESSAGE_TIMED_OUT"
+	case codes.Internal:
+		return info == nil
+	}
+	return false
 }
 
 // sep ends the id at the start of a payload.
@@ -179,10 +202,8 @@ func (r *Recorder) RecordPublish(ids []string, err error) (ok int) {
 			for i, o := range f.Outcomes {
 				var e error
 				if c := codes.Code(o.GetCode()); c != codes.OK {
-					s := status.New(c, o.GetMessage())
-					if o.GetReason() != "" {
-						s, _ = s.WithDetails(&errdetails.ErrorInfo{Reason: o.GetReason()})
-					}
+					// A per-message outcome is the gateway's own answer.
+					s, _ := status.New(c, o.GetMessage()).WithDetails(&errdetails.ErrorInfo{Reason: o.GetReason(), Domain: ErrorDomain})
 					e = s.Err()
 				}
 				if r.Record(ids[i], e) == OK {

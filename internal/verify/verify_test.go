@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,15 +28,38 @@ func TestClassify(t *testing.T) {
 		{context.DeadlineExceeded, Unknown},
 		{fmt.Errorf("wrapped: %w", context.Canceled), Unknown},
 		{status.Error(codes.ResourceExhausted, "x"), Failed},
-		{status.Error(codes.Unavailable, "x"), Failed},
+		{kgateErr(codes.ResourceExhausted, "PRODUCER_QUEUE_FULL"), Failed},
+		{kgateErr(codes.Unavailable, "ALL_BROKERS_ARE_DOWN"), Failed},
+		{kgateErr(codes.Unavailable, "GATEWAY_SHUTTING_DOWN"), Failed},
+		{kgateErr(codes.Unavailable, "MESSAGE_TIMED_OUT"), Unknown},
+		// UNAVAILABLE without the gateway's ErrorInfo: gRPC's own, such as
+		// "connection reset by peer" when the gateway was killed mid-call.
+		{status.Error(codes.Unavailable, "error reading from server: read: connection reset by peer"), Unknown},
+		{withInfo(codes.Unavailable, &errdetails.ErrorInfo{Reason: "MESSAGE_TIMED_OUT", Domain: "example.com"}), Unknown},
+		{withInfo(codes.Unavailable, &errdetails.ErrorInfo{Reason: "ALL_BROKERS_ARE_DOWN", Domain: "example.com"}), Unknown},
 		{status.Error(codes.InvalidArgument, "x"), Failed},
-		{status.Error(codes.Internal, "x"), Failed},
+		{kgateErr(codes.Internal, "FATAL_PRODUCER_ERROR"), Failed},
+		// INTERNAL without the gateway's ErrorInfo: a panic in the handler.
+		{status.Error(codes.Internal, "internal error; see the gateway's log"), Unknown},
 		{fmt.Errorf("not a status"), Unknown}, // status.Code of a plain error is Unknown
 	} {
 		if got := Classify(tc.err); got != tc.want {
 			t.Errorf("%d: Classify(%v) = %v, want %v", i, tc.err, got, tc.want)
 		}
 	}
+}
+
+// kgateErr is an error as the gateway answers it: with its ErrorInfo.
+func kgateErr(c codes.Code, reason string) error {
+	return withInfo(c, &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+}
+
+func withInfo(c codes.Code, info *errdetails.ErrorInfo) error {
+	st, err := status.New(c, "x").WithDetails(info)
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
 }
 
 func TestPayloadCarriesItsID(t *testing.T) {
@@ -92,11 +116,11 @@ func TestReport(t *testing.T) {
 			want:     "published=1 ok=0 failed=1 unknown=0 consumed=1 lost=0 phantom=1",
 			problems: []string{"1 records whose publish failed were consumed"}},
 		{name: "retried: failed then ok is ok",
-			outcomes: map[string][]error{"a": {status.Error(codes.Unavailable, ""), nil}},
+			outcomes: map[string][]error{"a": {kgateErr(codes.Unavailable, "ALL_BROKERS_ARE_DOWN"), nil}},
 			consumed: []string{"a"},
 			want:     "published=2 ok=1 failed=0 unknown=0 consumed=1 lost=0 phantom=0"},
 		{name: "retried: failed then unknown is unknown",
-			outcomes: map[string][]error{"a": {status.Error(codes.Unavailable, ""), status.Error(codes.DeadlineExceeded, "")}},
+			outcomes: map[string][]error{"a": {kgateErr(codes.Unavailable, "ALL_BROKERS_ARE_DOWN"), status.Error(codes.DeadlineExceeded, "")}},
 			consumed: []string{"a"},
 			want:     "published=2 ok=0 failed=0 unknown=1 consumed=1 lost=0 phantom=0 duplicates=0 (of ok: 0, same producer epoch: 0) unknown_found=1"},
 		{name: "foreign record",
@@ -214,10 +238,11 @@ func TestRecordPublishUsesPerMessageOutcomesOfAPartialBatch(t *testing.T) {
 	if ok := r.RecordPublish([]string{r.ID(), r.ID()}, nil); ok != 2 {
 		t.Fatalf("RecordPublish of a successful batch counted %d OK, want 2", ok)
 	}
-	r.RecordPublish([]string{r.ID()}, status.Error(codes.Unavailable, "down"))
+	r.RecordPublish([]string{r.ID()}, kgateErr(codes.Unavailable, "ALL_BROKERS_ARE_DOWN"))
+	r.RecordPublish([]string{r.ID()}, status.Error(codes.Unavailable, "connection reset by peer"))
 	rep := r.Fork().Report()
-	if rep.Published != 6 || rep.OK != 3 || rep.Failed != 2 || rep.Unknown != 1 || rep.Lost != 3 {
-		t.Fatalf("got %s; want 6 published, 3 OK (all lost: nothing consumed in the fork), 2 failed, 1 unknown", rep)
+	if rep.Published != 7 || rep.OK != 3 || rep.Failed != 2 || rep.Unknown != 2 || rep.Lost != 3 {
+		t.Fatalf("got %s; want 7 published, 3 OK (all lost: nothing consumed in the fork), 2 failed, 2 unknown", rep)
 	}
 }
 

@@ -150,7 +150,10 @@ type PublishRequest struct {
 	// letters, digits, '.', '_' and '-', and neither "." nor "..".
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// Messages to write, at least one. Each message is at most the gateway's
-	// --max-message-bytes (key, value and headers together; 1 MiB by default).
+	// --max-message-bytes (key, value and headers together; 1000000 bytes by
+	// default), else INVALID_ARGUMENT (MESSAGE_TOO_LARGE). The whole request,
+	// encoded, is at most --max-request-bytes (4194304 bytes by default),
+	// else RESOURCE_EXHAUSTED without ErrorInfo (see Publish).
 	Messages      []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -510,7 +513,9 @@ type MessageOutcome struct {
 	// UNKNOWN, and UNAVAILABLE with reason MESSAGE_TIMED_OUT, mean the outcome
 	// is unknown. Any other code means the message was not written and may be
 	// retried (after fixing it, for INVALID_ARGUMENT; after retry_delay, for
-	// RESOURCE_EXHAUSTED).
+	// RESOURCE_EXHAUSTED). An outcome is always the gateway's own answer, so
+	// the rule of Publish for statuses without kgate's ErrorInfo does not
+	// apply to it.
 	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Machine-readable reason in UPPER_SNAKE_CASE, for example
 	// PRODUCER_QUEUE_FULL, MESSAGE_TIMED_OUT or NOT_ENOUGH_IN_SYNC_REPLICAS. Empty when OK.

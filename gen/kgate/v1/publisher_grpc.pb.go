@@ -60,9 +60,12 @@ type PublisherClient interface {
 	//     limit, a partition that the topic does not have). Fix the request; do
 	//     not retry it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
-	//     topics on first use. Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
-	//     the topic. Nothing was written.
+	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
+	//     Subscribe). Create the topic, then retry. Nothing was written.
+	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
+	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
+	//     credentials may not write to it (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
@@ -71,12 +74,29 @@ type PublisherClient interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
-	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
-	//     shutting down: the messages were not written; retry, preferably with
-	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
-	//     did not acknowledge within message.timeout.ms (30 s by default), and
-	//     librdkafka cannot tell whether a request it had sent was written, so
-	//     the outcome is unknown; a retry may write the message twice.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
+	//     says "grpc: received message larger than max (N vs. M)"): not "at
+	//     capacity" but a request larger than the gateway's
+	//     --max-request-bytes (4194304 bytes by default), refused by gRPC
+	//     before the gateway read it. Nothing was written and a retry will not
+	//     help: split the batch into smaller requests. (A client library's own
+	//     "trying to send message larger than max" is the same, on the client
+	//     side.)
+	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
+	//     reached, or the gateway is shutting down (reason
+	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
+	//     preferably with backoff. Except with reason MESSAGE_TIMED_OUT: the
+	//     brokers did not acknowledge within message.timeout.ms (30 s by
+	//     default), and librdkafka cannot tell whether a request it had sent
+	//     was written, so the outcome is unknown; a retry may write the message
+	//     twice.
+	//   - UNAVAILABLE without kgate's ErrorInfo: gRPC's own, not the
+	//     gateway's answer. The connection broke or could not be made (the
+	//     gateway was killed or restarted, a proxy or the network cut it:
+	//     "connection reset by peer", "error reading from server: EOF").
+	//     The outcome is unknown: the gateway may have written the messages
+	//     before the connection broke. Retry, preferably against another
+	//     instance; a retry may write a message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.
@@ -88,29 +108,65 @@ type PublisherClient interface {
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
-	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log. Retry against another instance.
+	//   - INTERNAL: with kgate's ErrorInfo, an unrecoverable producer error
+	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
+	//     request gRPC could not decode, and the outcome is unknown. The
+	//     details are in the gateway's log. Retry against another instance.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo). Nothing was
+	//     written.
 	//
-	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
-	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
-	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
-	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	// Every other error the gateway answers carries google.rpc.ErrorInfo with
+	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
+	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
+	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
+	// a proxy or the gateway's transport), not by the gateway's handler.
+	//
+	// Outcome unknown: after exactly these answers a message may or may not
+	// be written, and a retry may write it twice:
+	//
+	//   - DEADLINE_EXCEEDED, CANCELED and UNKNOWN;
+	//   - UNAVAILABLE with ErrorInfo reason MESSAGE_TIMED_OUT;
+	//   - UNAVAILABLE or INTERNAL without kgate's ErrorInfo (a connection
+	//     that broke mid-call, a bug).
+	//
+	// Every other error means not written. In a PublishFailure (and a
+	// PublishStream outcome) the same holds per message, by outcome code and
+	// reason.
 	//
 	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
 	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
 	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
 	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
 	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
-	// parse the trailer as google.rpc.Status (examples/node, examples/python).
+	// parse the trailer as google.rpc.Status (examples/node, examples/python;
+	// the README has the few lines of Python that need only protobuf).
+	//
+	// google.rpc.Status is defined in google/rpc/status.proto, ErrorInfo and
+	// RetryInfo in google/rpc/error_details.proto, both of
+	// github.com/googleapis/googleapis (Apache License 2.0); the gateway is
+	// built with them through the Go module
+	// google.golang.org/genproto/googleapis/rpc. Ready-made: Go
+	// google.golang.org/genproto/googleapis/rpc, Java
+	// com.google.api.grpc:proto-google-common-protos, Python
+	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
+	// your own, this repository's examples/googleapis has minimal copies
+	// with the same packages, names and field numbers: Status, ErrorInfo and
+	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a
 	// batch), the status is the code of the first message that was not
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
-	// messages whose outcome code is not OK. An error without a PublishFailure
-	// means no message of the request was written, except for
-	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
+	// messages whose outcome code is not OK. Such an answer comes only once
+	// the broker acknowledged (or refused) every message that was handed to
+	// Kafka, however early the others were refused, so an OK outcome always
+	// means written; if the call's deadline passes first, the answer is
+	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
+	// means no message of the request was written, except for the answers
+	// above whose outcome is unknown, where nothing is known.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway
@@ -124,8 +180,9 @@ type PublisherClient interface {
 	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
 	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
-	// (outcome unknown). A message refused at once (invalid, or no capacity)
-	// gets its response at once; the stream goes on.
+	// (outcome unknown). A message refused at once (invalid, too large for
+	// --max-message-bytes, or no capacity) gets its response at once; the
+	// stream goes on.
 	//
 	// The stream ends:
 	//
@@ -135,7 +192,22 @@ type PublisherClient interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
-	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo ("grpc: received
+	//     message larger than max (N vs. M)"), when one stream message is
+	//     larger than the gateway's --max-request-bytes (4194304 bytes by
+	//     default). gRPC ends the whole stream at once, before the gateway
+	//     reads that message or sends the responses it still owes: the
+	//     outcome of messages without a response is unknown. A message of
+	//     --max-message-bytes always fits (the gateway refuses to start
+	//     otherwise), so this happens only with a very long correlation_id or
+	//     topic or very many headers; such a message over --max-message-bytes
+	//     but under --max-request-bytes gets INVALID_ARGUMENT
+	//     (MESSAGE_TOO_LARGE) as its outcome instead, and the stream goes on.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message
+	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
+	//     (MALFORMED_REQUEST, naming the field: a string, such as
+	//     correlation_id, that is not valid UTF-8). The messages before it
+	//     are answered first, as after a half-close.
 	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 }
 
@@ -207,9 +279,12 @@ type PublisherServer interface {
 	//     limit, a partition that the topic does not have). Fix the request; do
 	//     not retry it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
-	//     topics on first use. Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not write to
-	//     the topic. Nothing was written.
+	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
+	//     Subscribe). Create the topic, then retry. Nothing was written.
+	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
+	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
+	//     credentials may not write to it (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
 	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
 	//     budget is spent, or the Kafka producer queue is full). The error
 	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
@@ -218,12 +293,29 @@ type PublisherServer interface {
 	//     the gateway is full it refuses calls before reading them, so this
 	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
 	//     ...), and then nothing of the call was written.
-	//   - UNAVAILABLE: the brokers could not be reached, or the gateway is
-	//     shutting down: the messages were not written; retry, preferably with
-	//     backoff. Except with ErrorInfo reason MESSAGE_TIMED_OUT: the brokers
-	//     did not acknowledge within message.timeout.ms (30 s by default), and
-	//     librdkafka cannot tell whether a request it had sent was written, so
-	//     the outcome is unknown; a retry may write the message twice.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
+	//     says "grpc: received message larger than max (N vs. M)"): not "at
+	//     capacity" but a request larger than the gateway's
+	//     --max-request-bytes (4194304 bytes by default), refused by gRPC
+	//     before the gateway read it. Nothing was written and a retry will not
+	//     help: split the batch into smaller requests. (A client library's own
+	//     "trying to send message larger than max" is the same, on the client
+	//     side.)
+	//   - UNAVAILABLE with kgate's ErrorInfo: the brokers could not be
+	//     reached, or the gateway is shutting down (reason
+	//     GATEWAY_SHUTTING_DOWN): the messages were not written; retry,
+	//     preferably with backoff. Except with reason MESSAGE_TIMED_OUT: the
+	//     brokers did not acknowledge within message.timeout.ms (30 s by
+	//     default), and librdkafka cannot tell whether a request it had sent
+	//     was written, so the outcome is unknown; a retry may write the message
+	//     twice.
+	//   - UNAVAILABLE without kgate's ErrorInfo: gRPC's own, not the
+	//     gateway's answer. The connection broke or could not be made (the
+	//     gateway was killed or restarted, a proxy or the network cut it:
+	//     "connection reset by peer", "error reading from server: EOF").
+	//     The outcome is unknown: the gateway may have written the messages
+	//     before the connection broke. Retry, preferably against another
+	//     instance; a retry may write a message twice.
 	//   - DEADLINE_EXCEEDED: the call's deadline passed while the gateway was
 	//     still waiting for the broker. The outcome is UNKNOWN: the messages may
 	//     or may not be written. Retrying may write a duplicate.
@@ -235,29 +327,65 @@ type PublisherServer interface {
 	//     leaves the message possibly written; the ErrorInfo reason is then
 	//     REQUEST_TIMED_OUT, MESSAGE_S_WRITTEN_TO_INSUFFICIENT_NUMBER_OF_IN_SYNC_REPLICAS,
 	//     TIMED_OUT or BROKER_TRANSPORT_FAILURE.
-	//   - INTERNAL: a bug or an unrecoverable producer error; the details are in
-	//     the gateway's log. Retry against another instance.
+	//   - INTERNAL: with kgate's ErrorInfo, an unrecoverable producer error
+	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
+	//     request gRPC could not decode, and the outcome is unknown. The
+	//     details are in the gateway's log. Retry against another instance.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo). Nothing was
+	//     written.
 	//
-	// Every error carries google.rpc.ErrorInfo with a machine-readable reason
-	// (domain "kgate.v1"), for example INVALID_TOPIC, MESSAGE_TOO_LARGE,
-	// UNKNOWN_PARTITION, PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED,
-	// MESSAGE_TIMED_OUT or OUTCOME_UNKNOWN.
+	// Every other error the gateway answers carries google.rpc.ErrorInfo with
+	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
+	// MESSAGE_TOO_LARGE, UNKNOWN_PARTITION, UNKNOWN_TOPIC,
+	// PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, MESSAGE_TIMED_OUT or
+	// OUTCOME_UNKNOWN. A status without it was made by gRPC (in the client,
+	// a proxy or the gateway's transport), not by the gateway's handler.
+	//
+	// Outcome unknown: after exactly these answers a message may or may not
+	// be written, and a retry may write it twice:
+	//
+	//   - DEADLINE_EXCEEDED, CANCELED and UNKNOWN;
+	//   - UNAVAILABLE with ErrorInfo reason MESSAGE_TIMED_OUT;
+	//   - UNAVAILABLE or INTERNAL without kgate's ErrorInfo (a connection
+	//     that broke mid-call, a bug).
+	//
+	// Every other error means not written. In a PublishFailure (and a
+	// PublishStream outcome) the same holds per message, by outcome code and
+	// reason.
 	//
 	// The details (ErrorInfo, RetryInfo, PublishFailure) travel the standard
 	// gRPC way: a google.rpc.Status whose `details` are google.protobuf.Any,
 	// serialized into the `grpc-status-details-bin` trailer. grpc-go's
 	// status.FromError(err).Details(), Java's StatusProto.fromThrowable and
 	// Python's grpcio-status (rpc_status.from_call) decode it; elsewhere,
-	// parse the trailer as google.rpc.Status (examples/node, examples/python).
+	// parse the trailer as google.rpc.Status (examples/node, examples/python;
+	// the README has the few lines of Python that need only protobuf).
+	//
+	// google.rpc.Status is defined in google/rpc/status.proto, ErrorInfo and
+	// RetryInfo in google/rpc/error_details.proto, both of
+	// github.com/googleapis/googleapis (Apache License 2.0); the gateway is
+	// built with them through the Go module
+	// google.golang.org/genproto/googleapis/rpc. Ready-made: Go
+	// google.golang.org/genproto/googleapis/rpc, Java
+	// com.google.api.grpc:proto-google-common-protos, Python
+	// googleapis-common-protos, .NET Google.Api.CommonProtos. To generate
+	// your own, this repository's examples/googleapis has minimal copies
+	// with the same packages, names and field numbers: Status, ErrorInfo and
+	// RetryInfo, all that kgate sends.
 	//
 	// Partial failure: when the broker wrote some messages of a request and
 	// not others (for example the producer queue filled up in the middle of a
 	// batch), the status is the code of the first message that was not
 	// written, and its details also carry a kgate.v1.PublishFailure with one
 	// outcome per message: written (and where) or why not. Retry only the
-	// messages whose outcome code is not OK. An error without a PublishFailure
-	// means no message of the request was written, except for
-	// DEADLINE_EXCEEDED, CANCELED and UNKNOWN, where nothing is known.
+	// messages whose outcome code is not OK. Such an answer comes only once
+	// the broker acknowledged (or refused) every message that was handed to
+	// Kafka, however early the others were refused, so an OK outcome always
+	// means written; if the call's deadline passes first, the answer is
+	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
+	// means no message of the request was written, except for the answers
+	// above whose outcome is unknown, where nothing is known.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway
@@ -271,8 +399,9 @@ type PublisherServer interface {
 	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
 	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
-	// (outcome unknown). A message refused at once (invalid, or no capacity)
-	// gets its response at once; the stream goes on.
+	// (outcome unknown). A message refused at once (invalid, too large for
+	// --max-message-bytes, or no capacity) gets its response at once; the
+	// stream goes on.
 	//
 	// The stream ends:
 	//
@@ -282,7 +411,22 @@ type PublisherServer interface {
 	//     time; for messages without a response the outcome is unknown.
 	//   - CANCELED / DEADLINE_EXCEEDED, when the client ends the call: the
 	//     outcome of messages without a response is unknown.
-	//   - INVALID_ARGUMENT, for a request without correlation_id or message.
+	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo ("grpc: received
+	//     message larger than max (N vs. M)"), when one stream message is
+	//     larger than the gateway's --max-request-bytes (4194304 bytes by
+	//     default). gRPC ends the whole stream at once, before the gateway
+	//     reads that message or sends the responses it still owes: the
+	//     outcome of messages without a response is unknown. A message of
+	//     --max-message-bytes always fits (the gateway refuses to start
+	//     otherwise), so this happens only with a very long correlation_id or
+	//     topic or very many headers; such a message over --max-message-bytes
+	//     but under --max-request-bytes gets INVALID_ARGUMENT
+	//     (MESSAGE_TOO_LARGE) as its outcome instead, and the stream goes on.
+	//   - INVALID_ARGUMENT, for a request without correlation_id or message
+	//     (reason INVALID_STREAM_MESSAGE), or one that does not decode
+	//     (MALFORMED_REQUEST, naming the field: a string, such as
+	//     correlation_id, that is not valid UTF-8). The messages before it
+	//     are answered first, as after a half-close.
 	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	mustEmbedUnimplementedPublisherServer()
 }

@@ -93,7 +93,8 @@ func (Ordering) EnumDescriptor() ([]byte, []int) {
 }
 
 // StartPosition says where a consumer group with no committed offset for a
-// partition starts reading it.
+// partition starts reading it. A number that is none of these values is
+// INVALID_ARGUMENT (INVALID_SUBSCRIPTION).
 type StartPosition int32
 
 const (
@@ -285,52 +286,59 @@ func (*SubscribeRequest_Extend) isSubscribeRequest_Request() {}
 
 func (*SubscribeRequest_Drain) isSubscribeRequest_Request() {}
 
-// SubscribeOpen opens a subscription.
+// SubscribeOpen opens a subscription. A setting outside its range, as
+// given field by field, is INVALID_ARGUMENT (reason INVALID_SUBSCRIPTION,
+// or INVALID_TOPIC for a topic name) with a message that names the range.
 type SubscribeOpen struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Topics to consume, at least one. Every topic must exist (NOT_FOUND).
+	// Topics to consume, at least one. Each is a legal Kafka topic name (1 to
+	// 249 ASCII letters, digits, '.', '_' and '-', not "." or "..") and must
+	// exist (NOT_FOUND, reason UNKNOWN_TOPIC).
 	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
-	// Kafka consumer group id. Required. Streams with the same group share the
-	// partitions and the committed offsets.
+	// Kafka consumer group id, 1 to 255 characters. Required. Streams with
+	// the same group share the partitions and the committed offsets.
 	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	// Where to start when the group has no committed offset for a partition.
-	// Defaults to latest.
+	// Where to start when the group has no committed offset for a partition:
+	// one of the StartPosition values. Defaults to latest.
 	StartPosition StartPosition `protobuf:"varint,3,opt,name=start_position,json=startPosition,proto3,enum=kgate.v1.StartPosition" json:"start_position,omitempty"`
 	// Most records delivered to this stream and not yet acked (nacked records
 	// waiting for redelivery count too). When the stream is at this limit the
-	// gateway stops fetching for it. 0 means the default, 10000 (memory is
-	// bounded by max_outstanding_bytes as well). Each time the limit is reached
-	// the gateway pauses the stream's partitions and must fetch again when
-	// there is room, so a small limit costs throughput.
+	// gateway stops fetching for it. 1 to 1000000; 0 means the default,
+	// 10000 (memory is bounded by max_outstanding_bytes as well). Each time
+	// the limit is reached the gateway pauses the stream's partitions and must
+	// fetch again when there is room, so a small limit costs throughput.
 	MaxOutstandingMessages int64 `protobuf:"varint,4,opt,name=max_outstanding_messages,json=maxOutstandingMessages,proto3" json:"max_outstanding_messages,omitempty"`
-	// Most bytes (key, value and headers) of such records. 0 means the default,
-	// 10 MiB. A single record larger than this is still delivered when nothing
-	// else is outstanding.
+	// Most bytes (key, value and headers) of such records: 1 to 1073741824
+	// (1 GiB); 0 means the default, 10 MiB (10485760). A single record larger
+	// than this is still delivered when nothing else is outstanding.
 	MaxOutstandingBytes int64 `protobuf:"varint,5,opt,name=max_outstanding_bytes,json=maxOutstandingBytes,proto3" json:"max_outstanding_bytes,omitempty"`
 	// Time the client has to ack or nack a record before it is delivered again
-	// (with delivery_attempt + 1). 0 means the default, 30 s. At least 1 s,
-	// at most 10 min.
+	// (with delivery_attempt + 1): 1 s to 10 min; 0 means the default, 30 s.
 	AckDeadline *durationpb.Duration `protobuf:"bytes,6,opt,name=ack_deadline,json=ackDeadline,proto3" json:"ack_deadline,omitempty"`
 	// After this many deliveries of a record that all ended in nack or in an
 	// expired ack deadline, the record is written to dead_letter_topic and
-	// counts as acked. 0 means never (unlimited redelivery). Needs
-	// dead_letter_topic; at least 1.
+	// counts as acked. 0 means never (unlimited redelivery). Above 0 (at most
+	// 2147483647) it needs dead_letter_topic; negative is refused.
 	MaxDeliveryAttempts int32 `protobuf:"varint,7,opt,name=max_delivery_attempts,json=maxDeliveryAttempts,proto3" json:"max_delivery_attempts,omitempty"`
 	// Topic that receives dead-lettered records, with the original key, value
 	// and headers plus headers kgate.dlq.topic, kgate.dlq.partition,
-	// kgate.dlq.offset, kgate.dlq.attempts and kgate.dlq.reason. Setting it
-	// without max_delivery_attempts means max_delivery_attempts = 5.
+	// kgate.dlq.offset, kgate.dlq.attempts and kgate.dlq.reason. A legal topic
+	// name (as for topics) that the caller may publish to. Setting it without
+	// max_delivery_attempts means max_delivery_attempts = 5.
 	DeadLetterTopic string `protobuf:"bytes,8,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	// Delay before redelivering a record after a nack without delay or an
 	// expired ack deadline, on its first redelivery; it doubles with every
-	// further attempt up to max_backoff. 0 means the default, 100 ms.
+	// further attempt up to max_backoff. Up to 10 min, and at most
+	// max_backoff (so above 60 s set max_backoff too); 0 means the default,
+	// 100 ms.
 	MinBackoff *durationpb.Duration `protobuf:"bytes,9,opt,name=min_backoff,json=minBackoff,proto3" json:"min_backoff,omitempty"`
-	// Upper bound of the redelivery delay. 0 means the default, 60 s.
+	// Upper bound of the redelivery delay: up to 10 min, at least
+	// min_backoff; 0 means the default, 60 s.
 	MaxBackoff *durationpb.Duration `protobuf:"bytes,10,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
 	// Ack every record as soon as the gateway has sent it on the stream:
 	// at-most-once delivery, for tailing a topic with grpcurl or other tools
 	// that cannot ack. A record the client never processed is not delivered
-	// again. Acks, nacks and extends sent by the client are ignored.
+	// again. Acks, nacks and extends sent by the client are ignored, unchecked.
 	AutoAck bool `protobuf:"varint,11,opt,name=auto_ack,json=autoAck,proto3" json:"auto_ack,omitempty"`
 	// Most records per response. 0 or 1 (the default): every record comes in
 	// a response of its own, as `message`. Above 1: records come as
@@ -338,8 +346,8 @@ type SubscribeOpen struct {
 	// values and headers per response (a larger record comes alone). The
 	// gateway never waits to fill a batch: a batch holds the records that
 	// were ready when the stream could send, so batching adds no latency, and
-	// under load it cuts the gateway's and the client's cost per record. At
-	// most 1000. Each record is still acked by its own ack id.
+	// under load it cuts the gateway's and the client's cost per record. 0 to
+	// 1000. Each record is still acked by its own ack id.
 	MaxMessagesPerResponse int32 `protobuf:"varint,12,opt,name=max_messages_per_response,json=maxMessagesPerResponse,proto3" json:"max_messages_per_response,omitempty"`
 	// How the group's records are spread over its streams; unset means
 	// ORDERING_PARTITION. Every stream of the group on a gateway must ask for
@@ -522,8 +530,11 @@ type SubscribeNack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ack ids from SubscribeResponse.message.ack_id.
 	AckIds []string `protobuf:"bytes,1,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
-	// Wait this long before redelivering. Unset means the subscription's
-	// backoff (min_backoff doubling up to max_backoff); zero means at once.
+	// Wait this long before redelivering: 0 (at once) to 10 min. Unset means
+	// the subscription's backoff (min_backoff doubling up to max_backoff). A
+	// negative delay, one over 10 min or an invalid Duration ends the stream
+	// with INVALID_ARGUMENT (reason INVALID_NACK) naming the range; nothing
+	// of that nack is applied.
 	Delay         *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -578,8 +589,12 @@ type SubscribeExtend struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ack ids from SubscribeResponse.message.ack_id.
 	AckIds []string `protobuf:"bytes,1,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
-	// New deadline, counted from when the gateway receives this message.
-	// Unset means the subscription's ack_deadline. At most 10 min.
+	// New deadline, counted from when the gateway receives this message: 0 to
+	// 10 min. Unset means the subscription's ack_deadline. 0 makes the
+	// records due at once: delivered again after the backoff, as when a
+	// deadline expires. A negative deadline, one over 10 min or an invalid
+	// Duration ends the stream with INVALID_ARGUMENT (reason INVALID_EXTEND)
+	// naming the range; nothing of that extend is applied.
 	Deadline      *durationpb.Duration `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -896,7 +911,13 @@ type ReceivedMessage struct {
 	Value []byte `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
 	// Headers of the record, in order.
 	Headers []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
-	// Timestamp of the record.
+	// Timestamp of the record as Kafka stores it, in milliseconds. For a
+	// topic with message.timestamp.type=CreateTime (Kafka's default) it is
+	// the producer's CreateTime: for a record published through kgate, the
+	// message's timestamp or the time the gateway received the request, as
+	// in PublishResult.timestamp. For a topic with
+	// message.timestamp.type=LogAppendTime it is the time the broker
+	// appended the record.
 	Timestamp *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	// 1 for the first delivery, then + 1 for each redelivery: after a nack,
 	// an expired ack deadline, or the end of the stream that had it. The count

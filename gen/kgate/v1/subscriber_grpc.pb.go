@@ -66,32 +66,71 @@ type SubscriberClient interface {
 	// what it holds once `drained` arrives, then half-closing.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
-	// partition this stream no longer owns is ignored (counted, and logged at
-	// debug level); it never ends the stream. The record it named is (or
-	// will be) delivered to whichever stream owns the partition now.
+	// partition this stream no longer owns is ignored (counted in
+	// kgate_subscribe_ignored_acks_total, and logged at debug level); it
+	// never ends the stream. The record it named is (or will be) delivered to
+	// whichever stream owns the partition now. Ack ids are opaque strings:
+	// send them back exactly as received.
+	//
+	// A request that does not decode at all ends the stream: most likely a
+	// string field (an ack id, a topic) that is not valid UTF-8, which
+	// protobuf forbids and a client that handles ack ids as bytes can send.
+	// The stream then ends with INVALID_ARGUMENT, reason MALFORMED_REQUEST,
+	// naming the field; nothing of that request is applied (none of its
+	// acks), and its records are delivered again.
+	//
+	// A nack delay, an extend deadline or an `open` setting outside its
+	// documented range is never clamped or ignored: it ends the stream with
+	// INVALID_ARGUMENT whose message names the valid range.
 	//
 	// Status codes that end the stream and what the client should do:
 	//
 	//   - OK: the client half-closed the stream; acked offsets were committed.
-	//   - INVALID_ARGUMENT: the first message is not `open`, or `open` is
-	//     invalid (no topics, an illegal topic name, empty group, limits out of
-	//     range, max_delivery_attempts without dead_letter_topic), or a second
-	//     `open` was sent. Fix the request; do not retry unchanged.
-	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
-	//     it when the cluster creates topics on first use), then reconnect.
+	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
+	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
+	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
+	//     group, a setting out of its range, an unknown start_position or
+	//     ordering, max_delivery_attempts without dead_letter_topic),
+	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
+	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
+	//     INVALID_NACK (a nack delay out of
+	//     range), INVALID_EXTEND (an extend deadline out of range),
+	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
+	//     the request; do not retry unchanged.
+	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
+	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
+	//     cluster creates topics on first use), then reconnect.
 	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
 	//     the group are open on this gateway with another `ordering`. Open with
 	//     theirs, or use another group.
-	//   - RESOURCE_EXHAUSTED (reason SUBSCRIPTION_BUDGET_EXHAUSTED, with
-	//     RetryInfo): the gateway's subscription memory budget is spent. Retry
-	//     after the delay, or connect to another instance.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
-	//     topic or join the group.
-	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
-	//     down. Reconnect (to another instance), with backoff. Acked offsets
-	//     were committed where the broker allowed it.
+	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
+	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
+	//     the gateway's --acl), or the gateway's Kafka credentials may not
+	//     read the topic or join the group (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED).
+	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
+	//     gateway's subscription memory budget is spent (reason
+	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
+	//     another instance), or the caller has --max-streams-per-principal
+	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
+	//     kgate's ErrorInfo: a request was larger
+	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
+	//     message larger than max (N vs. M)"); the stream ended at once and a
+	//     retry will not help: send fewer ack ids per request.
+	//   - UNAVAILABLE: the brokers cannot be reached (Kafka's reason), or the
+	//     gateway is shutting down (reason GATEWAY_SHUTTING_DOWN). Reconnect
+	//     (to another instance), with backoff. Acked offsets were committed
+	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
+	//     the connection broke; acks sent since the last commit may be lost,
+	//     so their records may come again.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
+	//
+	// Every other error the gateway answers carries google.rpc.ErrorInfo
+	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
+	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
 }
 
@@ -160,32 +199,71 @@ type SubscriberServer interface {
 	// what it holds once `drained` arrives, then half-closing.
 	//
 	// An ack id that is malformed, unknown, already acked, or belongs to a
-	// partition this stream no longer owns is ignored (counted, and logged at
-	// debug level); it never ends the stream. The record it named is (or
-	// will be) delivered to whichever stream owns the partition now.
+	// partition this stream no longer owns is ignored (counted in
+	// kgate_subscribe_ignored_acks_total, and logged at debug level); it
+	// never ends the stream. The record it named is (or will be) delivered to
+	// whichever stream owns the partition now. Ack ids are opaque strings:
+	// send them back exactly as received.
+	//
+	// A request that does not decode at all ends the stream: most likely a
+	// string field (an ack id, a topic) that is not valid UTF-8, which
+	// protobuf forbids and a client that handles ack ids as bytes can send.
+	// The stream then ends with INVALID_ARGUMENT, reason MALFORMED_REQUEST,
+	// naming the field; nothing of that request is applied (none of its
+	// acks), and its records are delivered again.
+	//
+	// A nack delay, an extend deadline or an `open` setting outside its
+	// documented range is never clamped or ignored: it ends the stream with
+	// INVALID_ARGUMENT whose message names the valid range.
 	//
 	// Status codes that end the stream and what the client should do:
 	//
 	//   - OK: the client half-closed the stream; acked offsets were committed.
-	//   - INVALID_ARGUMENT: the first message is not `open`, or `open` is
-	//     invalid (no topics, an illegal topic name, empty group, limits out of
-	//     range, max_delivery_attempts without dead_letter_topic), or a second
-	//     `open` was sent. Fix the request; do not retry unchanged.
-	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
-	//     it when the cluster creates topics on first use), then reconnect.
+	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
+	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
+	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
+	//     group, a setting out of its range, an unknown start_position or
+	//     ordering, max_delivery_attempts without dead_letter_topic),
+	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
+	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
+	//     INVALID_NACK (a nack delay out of
+	//     range), INVALID_EXTEND (an extend deadline out of range),
+	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
+	//     the request; do not retry unchanged.
+	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
+	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
+	//     cluster creates topics on first use), then reconnect.
 	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
 	//     the group are open on this gateway with another `ordering`. Open with
 	//     theirs, or use another group.
-	//   - RESOURCE_EXHAUSTED (reason SUBSCRIPTION_BUDGET_EXHAUSTED, with
-	//     RetryInfo): the gateway's subscription memory budget is spent. Retry
-	//     after the delay, or connect to another instance.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
-	//     topic or join the group.
-	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
-	//     down. Reconnect (to another instance), with backoff. Acked offsets
-	//     were committed where the broker allowed it.
+	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
+	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
+	//     the gateway's --acl), or the gateway's Kafka credentials may not
+	//     read the topic or join the group (Kafka's reason, for example
+	//     TOPIC_AUTHORIZATION_FAILED).
+	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
+	//     gateway's subscription memory budget is spent (reason
+	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
+	//     another instance), or the caller has --max-streams-per-principal
+	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
+	//     kgate's ErrorInfo: a request was larger
+	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
+	//     message larger than max (N vs. M)"); the stream ended at once and a
+	//     retry will not help: send fewer ack ids per request.
+	//   - UNAVAILABLE: the brokers cannot be reached (Kafka's reason), or the
+	//     gateway is shutting down (reason GATEWAY_SHUTTING_DOWN). Reconnect
+	//     (to another instance), with backoff. Acked offsets were committed
+	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
+	//     the connection broke; acks sent since the last commit may be lost,
+	//     so their records may come again.
+	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
+	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
+	//
+	// Every other error the gateway answers carries google.rpc.ErrorInfo
+	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
+	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
 	mustEmbedUnimplementedSubscriberServer()
 }
