@@ -47,7 +47,7 @@ func kafkaConfig(brokers string, defaults, overrides map[string]string, guards [
 		}
 		for _, g := range guards {
 			if g.key == k && !g.ok(v) {
-				return nil, fmt.Errorf("kafka property %s=%s is refused: %s needs %s=%s", k, v, g.why, k, g.want)
+				return nil, fmt.Errorf("kafka property %s=%s is refused: %s needs %s=%s", k, RedactProperty(k, v), g.why, k, g.want)
 			}
 		}
 		cm[k] = goTyped(k, v)

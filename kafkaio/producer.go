@@ -212,7 +212,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
-		return nil, fmt.Errorf("creating Kafka producer: %w", err)
+		// librdkafka quotes the values of some refused properties.
+		return nil, fmt.Errorf("creating Kafka producer: %s", RedactSecrets(err.Error(), cfg.Kafka))
 	}
 	p := &Producer{
 		cfg:      cfg,

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/kgate/kgate/kafkaio"
 )
 
 // Config is everything the gateway binary is configured with. Each field is
@@ -78,28 +81,56 @@ type Config struct {
 	LogFormat string
 }
 
-// kafkaProps is the repeatable --kafka key=value flag.
-type kafkaProps map[string]string
+// kafkaFlag is a repeatable flag of librdkafka properties (--kafka,
+// --kafka-producer, --kafka-consumer): key=value, several separated by
+// ';'. Its values may be secrets (sasl.password, ssl.key.password, ...), so
+// no message of it quotes one: String redacts them, and an item that is not
+// key=value is quoted only when it cannot be part of a secret. Set never
+// fails, because the flag package would print the whole value: it keeps
+// its first error for parseConfig to report.
+type kafkaFlag struct {
+	name  string // the flag's name
+	props map[string]string
+	err   error // the first error of Set
+}
 
-func (k kafkaProps) String() string {
-	var parts []string
-	for key, v := range k {
-		parts = append(parts, key+"="+v)
+func (k *kafkaFlag) String() string {
+	if k == nil {
+		return ""
 	}
+	parts := make([]string, 0, len(k.props))
+	for key, v := range k.props {
+		parts = append(parts, key+"="+kafkaio.RedactProperty(key, v))
+	}
+	sort.Strings(parts)
 	return strings.Join(parts, ";")
 }
 
-func (k kafkaProps) Set(s string) error {
-	for _, kv := range strings.Split(s, ";") {
+func (k *kafkaFlag) Set(s string) error {
+	if err := k.set(s); err != nil && k.err == nil {
+		k.err = fmt.Errorf("--%s: %w", k.name, err)
+	}
+	return nil
+}
+
+// set adds the key=value pairs of s; its error quotes no secret.
+func (k *kafkaFlag) set(s string) error {
+	afterSecret := false // the previous item set a secret: a ';' in it may have split it
+	for i, kv := range strings.Split(s, ";") {
 		kv = strings.TrimSpace(kv)
 		if kv == "" {
 			continue
 		}
 		key, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(key) == "" {
-			return fmt.Errorf("%q is not key=value (for example --kafka linger.ms=5)", kv)
+			if afterSecret || kafkaio.IsSecretProperty(key) {
+				return fmt.Errorf("item %d is not key=value (not shown, as it may hold a secret; a ';' inside a value splits it in two)", i+1)
+			}
+			return fmt.Errorf("%q is not key=value (for example --%s linger.ms=5)", kv, k.name)
 		}
-		k[strings.TrimSpace(key)] = strings.TrimSpace(v)
+		key = strings.TrimSpace(key)
+		k.props[key] = strings.TrimSpace(v)
+		afterSecret = kafkaio.IsSecretProperty(key)
 	}
 	return nil
 }
@@ -107,7 +138,7 @@ func (k kafkaProps) Set(s string) error {
 // parseConfig reads flags from args, then the KGATE_* variables from
 // getenv for flags not given.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
-	cfg := &Config{Kafka: kafkaProps{}, KafkaProducer: kafkaProps{}, KafkaConsumer: kafkaProps{}}
+	cfg := &Config{Kafka: map[string]string{}, KafkaProducer: map[string]string{}, KafkaConsumer: map[string]string{}}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.Listen, "listen", ":8080", "gRPC listen address")
@@ -115,9 +146,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&cfg.EmbeddedKafka, "embedded-kafka", "127.0.0.1:9092", "listen address of the embedded broker, for kcat and other Kafka tools")
 	fs.IntVar(&cfg.EmbeddedPartitions, "embedded-partitions", 3, "partitions of topics the embedded broker creates on first use")
 	fs.Int64Var(&cfg.EmbeddedRetentionBytes, "embedded-retention-bytes", 32<<20, "bytes each partition of the embedded broker keeps before dropping its oldest records")
-	fs.Var(kafkaProps(cfg.Kafka), "kafka", "librdkafka property key=value passed to the producer and the consumers, such as security settings (repeatable; in KGATE_KAFKA separate pairs with ';')")
-	fs.Var(kafkaProps(cfg.KafkaProducer), "kafka-producer", "librdkafka property key=value for the producer only, such as linger.ms or message.timeout.ms (repeatable; wins over --kafka)")
-	fs.Var(kafkaProps(cfg.KafkaConsumer), "kafka-consumer", "librdkafka property key=value for the consumers only, such as fetch.wait.max.ms (repeatable; wins over --kafka)")
+	kafkaFlags := []*kafkaFlag{{name: "kafka", props: cfg.Kafka}, {name: "kafka-producer", props: cfg.KafkaProducer}, {name: "kafka-consumer", props: cfg.KafkaConsumer}}
+	fs.Var(kafkaFlags[0], "kafka", "librdkafka property key=value passed to the producer and the consumers, such as security settings (repeatable; in KGATE_KAFKA separate pairs with ';')")
+	fs.Var(kafkaFlags[1], "kafka-producer", "librdkafka property key=value for the producer only, such as linger.ms or message.timeout.ms (repeatable; wins over --kafka)")
+	fs.Var(kafkaFlags[2], "kafka-consumer", "librdkafka property key=value for the consumers only, such as fetch.wait.max.ms (repeatable; wins over --kafka)")
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
@@ -141,6 +173,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	for _, kf := range kafkaFlags {
+		if kf.err != nil {
+			return nil, kf.err
+		}
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: every setting is a flag (see --help)", fs.Arg(0))
 	}
@@ -151,7 +188,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 		env := "KGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := lookup(getenv, env); ok && !given[f.Name] && envErr == nil {
 			given[f.Name] = true
-			if err := f.Value.Set(v); err != nil {
+			if kf, ok := f.Value.(*kafkaFlag); ok {
+				if err := kf.set(v); err != nil {
+					envErr = fmt.Errorf("%s: %v", env, err) // the value may hold a secret
+				}
+			} else if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %v", env, v, err)
 			}
 		}
@@ -207,7 +248,11 @@ func applyConfigFile(fs *flag.FlagSet, path string, given map[string]bool) error
 		if given[name] {
 			continue
 		}
-		if err := f.Value.Set(value); err != nil {
+		if kf, ok := f.Value.(*kafkaFlag); ok {
+			if err := kf.set(value); err != nil {
+				return fmt.Errorf("%s:%d: %s: %v", path, n+1, name, err) // the value may hold a secret
+			}
+		} else if err := f.Value.Set(value); err != nil {
 			return fmt.Errorf("%s:%d: %s = %q: %v", path, n+1, name, value, err)
 		}
 	}

@@ -191,7 +191,7 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		12: {args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
 		13: {args: []string{"--listen", ":1", "extra"}, want: `unexpected argument "extra": every setting is a flag`},
 		14: {env: map[string]string{"KGATE_MAX_INFLIGHT_BYTES": "lots"}, want: `KGATE_MAX_INFLIGHT_BYTES="lots"`},
-		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA="linger.ms=5;oops": "oops" is not key=value`},
+		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA: "oops" is not key=value`},
 		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive"},
 		17: {env: map[string]string{"KGATE_LOG_FORMAT": "yaml"}, want: `--log-format must be text or json, got "yaml"`},
 	} {
@@ -204,6 +204,48 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("case %d: error %q does not say %q", i, err, tc.want)
 		}
+	}
+}
+
+// TestKafkaSecretsAreNeverPrinted: a refused --kafka value, from the
+// command line, the environment or the config file, never shows the value
+// of a secret property, nor an item that may be a piece of one (a ';'
+// inside a password splits it), yet says what is wrong and where.
+func TestKafkaSecretsAreNeverPrinted(t *testing.T) {
+	conf := t.TempDir() + "/gw.conf"
+	if err := os.WriteFile(conf, []byte("kafka = sasl.password=hunter2;bogus\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		0: {env: map[string]string{"KGATE_KAFKA": "security.protocol=SASL_SSL;sasl.password=hunter2;bogus"}, want: "KGATE_KAFKA: item 3 is not key=value (not shown"},
+		1: {args: []string{"--kafka", "sasl.password=hunter2;bogus"}, want: "--kafka: item 2 is not key=value (not shown"},
+		2: {args: []string{"--kafka-consumer", "ssl.key.password hunter2"}, want: "--kafka-consumer: item 1 is not key=value (not shown"},
+		3: {args: []string{"--config", conf}, want: "gw.conf:1: kafka: item 2 is not key=value (not shown"},
+		4: {env: map[string]string{"KGATE_KAFKA_PRODUCER": "sasl.oauthbearer.client.secret=hunter2;x"}, want: "KGATE_KAFKA_PRODUCER: item 2 is not key=value"},
+	} {
+		var out bytes.Buffer
+		_, err := parseConfig(tc.args, envOf(tc.env), &out)
+		if err == nil {
+			t.Errorf("case %d: accepted", i)
+			continue
+		}
+		printed := err.Error() + out.String()
+		if strings.Contains(printed, "hunter2") {
+			t.Errorf("case %d: the secret is printed: %s", i, printed)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("case %d: error %q does not say %q", i, err, tc.want)
+		}
+	}
+	// --help shows no value, and String (the flag's default) redacts.
+	kf := &kafkaFlag{name: "kafka", props: map[string]string{}}
+	_ = kf.Set("sasl.password=hunter2;linger.ms=5")
+	if got := kf.String(); got != "linger.ms=5;sasl.password=[REDACTED]" {
+		t.Errorf("String() = %q, want the password redacted", got)
 	}
 }
 

@@ -181,6 +181,10 @@ func testFlags(t *testing.T, gateway string) {
 		15: {name: "kafka-producer acks=1", args: []string{"--kafka-producer", "acks=1"}, want: "kafka property acks=1 is refused"},
 		16: {name: "kafka-consumer enable.auto.offset.store=true", args: []string{"--kafka-consumer", "enable.auto.offset.store=true"}, want: "kafka property enable.auto.offset.store=true is refused"},
 		17: {name: "kafka-consumer bootstrap.servers", args: []string{"--kafka-consumer", "bootstrap.servers=x:9092"}, want: "set the brokers with --brokers"},
+		// The password must not be printed (nor "bogus", which may be the
+		// rest of a password holding a ';').
+		18: {name: "KGATE_KAFKA with a password", env: []string{"KGATE_KAFKA=security.protocol=SASL_SSL;sasl.password=hunter2;bogus"}, want: "KGATE_KAFKA: item 3 is not key=value"},
+		19: {name: "kafka with a password", args: []string{"--kafka", "sasl.password=hunter2;bogus"}, want: "--kafka: item 2 is not key=value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -195,6 +199,9 @@ func testFlags(t *testing.T, gateway string) {
 			}
 			if strings.Contains(out, "kgate listening") {
 				t.Errorf("case %d: the gateway started serving despite the bad setting", i)
+			}
+			if strings.Contains(out, "hunter2") || strings.Contains(out, "bogus") {
+				t.Errorf("case %d: the output shows a secret:\n%s", i, out)
 			}
 			if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 				t.Errorf("case %d: the gateway crashed instead of refusing:\n%s", i, out)
