@@ -76,6 +76,15 @@ func (ca *testCA) issue(t testing.TB, cn string, server bool) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+func newAuth(t testing.TB, cfg server.AuthConfig) *server.Auth {
+	t.Helper()
+	a, err := server.NewAuth(cfg)
+	if err != nil {
+		t.Fatalf("NewAuth: %v", err)
+	}
+	return a
+}
+
 func bearer(ctx context.Context, token string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 }
@@ -96,7 +105,7 @@ func TestMTLSIdentifiesClientsAndACLsLimitThem(t *testing.T) {
 		{Principal: "alice", Action: server.ActionSubscribe, Topic: "orders-*", Group: "billing-*"},
 	}
 	gw := startGatewayWith(t, kafkaProducer(brokers), security{
-		auth:       &server.Auth{RequireIdentity: true, Rules: rules},
+		auth:       newAuth(t, server.AuthConfig{RequireIdentity: true, Rules: rules}),
 		serverOpts: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(serverTLS))},
 		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 			RootCAs: ca.pool, Certificates: []tls.Certificate{alice}, MinVersion: tls.VersionTLS12}))},
@@ -139,7 +148,8 @@ func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) 
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tokens", 1)
 	gw := startGatewayWith(t, kafkaProducer(brokers), security{
-		auth: &server.Auth{Tokens: map[string]string{"s3cret": "svc-a"}, MaxStreams: 2},
+		auth:    newAuth(t, server.AuthConfig{Tokens: map[string]string{"s3cret": "svc-a"}}),
+		streams: server.StreamLimits{SubscribePerPrincipal: 2},
 	})
 	ctx := testContext(t, 30*time.Second)
 	req := &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}}
@@ -183,7 +193,7 @@ func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) 
 		switch s := status.Convert(err); {
 		case i < 2 && err != nil:
 			t.Fatalf("stream %d of 2: %v", i+1, err)
-		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 streams open")):
+		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 Subscribe streams open")):
 			t.Fatalf("third stream: %v %q, want ResourceExhausted", s.Code(), s.Message())
 		}
 	}

@@ -40,12 +40,20 @@ type Config struct {
 	// Auth authenticates and authorizes calls; nil lets everyone do
 	// everything.
 	Auth *Auth
+	// Streams bounds the open streams, per principal and gateway-wide.
+	Streams StreamLimits
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
 // reflection, and logging and panic-recovery interceptors. A panic in a
 // handler is logged with its stack and answered with a generic INTERNAL
 // error: no stack trace reaches the client.
+//
+// Before a call's request is read, its tap (grpc-go's InTapHandle, run on
+// the connection's reader) authenticates it and, for unary Publish, refuses
+// it while the publisher is full. Then the interceptors run, in order:
+// request id and call log, gRPC metrics, authentication of calls no tap
+// saw (transports without taps), stream bounds, panic recovery.
 func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	log := cfg.Logger
 	if log == nil {
@@ -63,13 +71,14 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, cfg.Auth.UnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpts...))
-	stream = append(stream, cfg.Auth.StreamInterceptor(), recovery.StreamServerInterceptor(recoverOpts...))
+	unary = append(unary, cfg.Auth.unaryInterceptor, recovery.UnaryServerInterceptor(recoverOpts...))
+	stream = append(stream, cfg.Auth.streamInterceptor, newStreamCounter(cfg.Streams).interceptor, recovery.StreamServerInterceptor(recoverOpts...))
+	authenticate := &authTap{auth: cfg.Auth, metrics: cfg.Metrics, log: log}
 	opts = append([]grpc.ServerOption{
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
-		grpc.InTapHandle(cfg.Publisher.admit),
+		grpc.InTapHandle(tapChain(authenticate.handle, cfg.Publisher.admit)),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, opts...)

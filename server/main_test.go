@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -60,6 +61,8 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 // plaintext).
 type security struct {
 	auth       *server.Auth
+	streams    server.StreamLimits
+	listener   func(net.Listener) net.Listener
 	serverOpts []grpc.ServerOption
 	dialOpts   []grpc.DialOption
 }
@@ -67,7 +70,8 @@ type security struct {
 func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
 	cfg.Logger = testLogger(t)
-	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
+	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth,
+		Streams: sec.streams, Listener: sec.listener, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
 	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
 		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }

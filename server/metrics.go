@@ -24,6 +24,7 @@ type Metrics struct {
 	rejections                      *prometheus.CounterVec
 	refusedCalls                    *prometheus.CounterVec
 	refusedQueueFull, refusedBudget prometheus.Counter
+	unauthCalls                     *prometheus.CounterVec
 	streams                         *prometheus.GaugeVec
 	outstanding                     prometheus.Gauge
 	redeliveries                    *prometheus.CounterVec
@@ -63,6 +64,9 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		refusedCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_publish_refused_calls_total", Help: "Publish calls refused with RESOURCE_EXHAUSTED before their request was read (producer queue or in-flight budget full), by reason.",
 		}, []string{"reason"}),
+		unauthCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_unauthenticated_calls_total", Help: "Calls refused with UNAUTHENTICATED before their request was read, by reason (NO_IDENTITY, UNKNOWN_TOKEN, RESERVED_PRINCIPAL).",
+		}, []string{"reason"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kgate_streams", Help: "Open streams, by RPC.",
 		}, []string{"rpc"}),
@@ -85,7 +89,7 @@ func NewMetrics(prod ProducerStats) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.streams,
+	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.streams,
 		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -129,6 +133,12 @@ func (m *Metrics) refused(reason string) {
 		default:
 			m.refusedCalls.WithLabelValues(reason).Inc()
 		}
+	}
+}
+
+func (m *Metrics) unauthenticated(reason string) {
+	if m != nil {
+		m.unauthCalls.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -64,8 +64,22 @@ type Config struct {
 	// [group-pattern]" rules; without it every identified caller may do
 	// everything.
 	ACL string
-	// MaxStreamsPerPrincipal bounds each caller's open streams; 0 = no bound.
+	// MaxSubscribeStreamsPerPrincipal bounds each principal's open
+	// Subscribe streams; 0 = no bound.
+	MaxSubscribeStreamsPerPrincipal int
+	// MaxPublishStreamsPerPrincipal bounds each principal's open
+	// PublishStream streams, counted apart; 0 = no bound.
+	MaxPublishStreamsPerPrincipal int
+	// MaxStreamsPerPrincipal is the former single bound, kept so that old
+	// configurations still start: given, it sets both bounds above that are
+	// not given themselves.
 	MaxStreamsPerPrincipal int
+	// MaxHealthWatches bounds the open health Watch streams of the gateway
+	// (they need no identity); 0 = no bound.
+	MaxHealthWatches int
+	// MaxReflectionStreams bounds the open server reflection streams of the
+	// gateway (they need no identity); 0 = no bound.
+	MaxReflectionStreams int
 	// MaxRequestBytes is the largest gRPC request accepted.
 	MaxRequestBytes int
 	// MaxConcurrentStreams bounds the concurrent calls per connection.
@@ -159,7 +173,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); the certificate's common name is the caller's principal")
 	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'")
 	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; empty allows every identified caller everything")
-	fs.IntVar(&cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 100, "open Subscribe/PublishStream streams per caller (0 = unbounded)")
+	fs.IntVar(&cfg.MaxSubscribeStreamsPerPrincipal, "max-subscribe-streams-per-principal", 1000, "open Subscribe streams per principal (0 = unbounded); room for a 200-consumer service reconnecting all at once")
+	fs.IntVar(&cfg.MaxPublishStreamsPerPrincipal, "max-publish-streams-per-principal", 100, "open PublishStream streams per principal, counted apart from Subscribe (0 = unbounded)")
+	fs.IntVar(&cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 0, "deprecated: sets both --max-subscribe-streams-per-principal and --max-publish-streams-per-principal where they are not given")
+	fs.IntVar(&cfg.MaxHealthWatches, "max-health-watches", 100, "open grpc.health.v1.Health/Watch streams, gateway-wide: they need no identity (0 = unbounded)")
+	fs.IntVar(&cfg.MaxReflectionStreams, "max-reflection-streams", 16, "open server reflection streams, gateway-wide: they need no identity (0 = unbounded)")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "largest gRPC request accepted (a whole Publish batch)")
 	fs.UintVar(&cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "concurrent calls per client connection")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
@@ -203,6 +221,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	if cfg.ConfigFile != "" {
 		if err := applyConfigFile(fs, cfg.ConfigFile, given); err != nil {
 			return nil, err
+		}
+	}
+	if given["max-streams-per-principal"] {
+		if !given["max-subscribe-streams-per-principal"] {
+			cfg.MaxSubscribeStreamsPerPrincipal = cfg.MaxStreamsPerPrincipal
+		}
+		if !given["max-publish-streams-per-principal"] {
+			cfg.MaxPublishStreamsPerPrincipal = cfg.MaxStreamsPerPrincipal
 		}
 	}
 	return cfg, cfg.validate()
@@ -282,8 +308,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return fmt.Errorf("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
-	case c.MaxStreamsPerPrincipal < 0:
-		return fmt.Errorf("--max-streams-per-principal must not be negative, got %d", c.MaxStreamsPerPrincipal)
+	case c.MaxSubscribeStreamsPerPrincipal < 0:
+		return fmt.Errorf("--max-subscribe-streams-per-principal must not be negative, got %d", c.MaxSubscribeStreamsPerPrincipal)
+	case c.MaxPublishStreamsPerPrincipal < 0:
+		return fmt.Errorf("--max-publish-streams-per-principal must not be negative, got %d", c.MaxPublishStreamsPerPrincipal)
+	case c.MaxHealthWatches < 0:
+		return fmt.Errorf("--max-health-watches must not be negative, got %d", c.MaxHealthWatches)
+	case c.MaxReflectionStreams < 0:
+		return fmt.Errorf("--max-reflection-streams must not be negative, got %d", c.MaxReflectionStreams)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("--max-request-bytes must be positive, got %d", c.MaxRequestBytes)
 	case c.MaxConcurrentStreams == 0:

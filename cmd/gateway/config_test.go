@@ -16,24 +16,27 @@ import (
 // and no KGATE_* variables.
 func defaultConfig() *Config {
 	return &Config{
-		Listen:                 ":8080",
-		Brokers:                "",
-		EmbeddedKafka:          "127.0.0.1:9092",
-		EmbeddedPartitions:     3,
-		EmbeddedRetentionBytes: 32 << 20,
-		Kafka:                  map[string]string{},
-		KafkaProducer:          map[string]string{},
-		KafkaConsumer:          map[string]string{},
-		MaxInflightBytes:       64 << 20,
-		MaxMessageBytes:        1_000_000,
-		ShutdownTimeout:        15 * time.Second,
-		HealthInterval:         2 * time.Second,
-		MetricsListen:          ":9090",
-		MaxStreamsPerPrincipal: 100,
-		MaxRequestBytes:        4 << 20,
-		MaxConcurrentStreams:   100,
-		LogLevel:               "info",
-		LogFormat:              "text",
+		Listen:                          ":8080",
+		Brokers:                         "",
+		EmbeddedKafka:                   "127.0.0.1:9092",
+		EmbeddedPartitions:              3,
+		EmbeddedRetentionBytes:          32 << 20,
+		Kafka:                           map[string]string{},
+		KafkaProducer:                   map[string]string{},
+		KafkaConsumer:                   map[string]string{},
+		MaxInflightBytes:                64 << 20,
+		MaxMessageBytes:                 1_000_000,
+		ShutdownTimeout:                 15 * time.Second,
+		HealthInterval:                  2 * time.Second,
+		MetricsListen:                   ":9090",
+		MaxSubscribeStreamsPerPrincipal: 1000,
+		MaxPublishStreamsPerPrincipal:   100,
+		MaxHealthWatches:                100,
+		MaxReflectionStreams:            16,
+		MaxRequestBytes:                 4 << 20,
+		MaxConcurrentStreams:            100,
+		LogLevel:                        "info",
+		LogFormat:                       "text",
 	}
 }
 
@@ -127,6 +130,20 @@ func TestParseConfig(t *testing.T) {
 			args: []string{"--kafka", "linger.ms=5"},
 			env:  map[string]string{"KGATE_KAFKA": "compression.type=zstd"},
 			want: func(c *Config) { c.Kafka = map[string]string{"linger.ms": "5"} },
+		},
+		11: {
+			name: "the former --max-streams-per-principal sets both stream bounds not given",
+			args: []string{"--max-streams-per-principal", "50", "--max-subscribe-streams-per-principal", "7"},
+			want: func(c *Config) {
+				c.MaxStreamsPerPrincipal, c.MaxSubscribeStreamsPerPrincipal, c.MaxPublishStreamsPerPrincipal = 50, 7, 50
+			},
+		},
+		12: {
+			name: "KGATE_MAX_STREAMS_PER_PRINCIPAL likewise",
+			env:  map[string]string{"KGATE_MAX_STREAMS_PER_PRINCIPAL": "3"},
+			want: func(c *Config) {
+				c.MaxStreamsPerPrincipal, c.MaxSubscribeStreamsPerPrincipal, c.MaxPublishStreamsPerPrincipal = 3, 3, 3
+			},
 		},
 		10: {
 			name: "unrelated variables are ignored",

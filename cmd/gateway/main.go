@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := kafkaio.CheckOverrides(producerKafka, consumerKafka); err != nil {
 		return err
 	}
-	auth, opts, err := security(cfg)
+	auth, streams, opts, err := security(cfg)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth}, opts...)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth, Streams: streams}, opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
@@ -159,33 +159,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
-// security builds the authenticator and the transport options (TLS,
-// limits, keepalive) from cfg.
-func security(cfg *Config) (*server.Auth, []grpc.ServerOption, error) {
+// security builds the authenticator, the stream bounds and the transport
+// options (TLS, limits, keepalive) from cfg.
+func security(cfg *Config) (*server.Auth, server.StreamLimits, []grpc.ServerOption, error) {
+	streams := server.StreamLimits{
+		SubscribePerPrincipal:     cfg.MaxSubscribeStreamsPerPrincipal,
+		PublishStreamPerPrincipal: cfg.MaxPublishStreamsPerPrincipal,
+		HealthWatches:             cfg.MaxHealthWatches,
+		ReflectionStreams:         cfg.MaxReflectionStreams,
+	}
 	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams)})
 	if cfg.TLSCert != "" {
 		creds, err := server.TLSCredentials(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
 		if err != nil {
-			return nil, nil, err
+			return nil, streams, nil, err
 		}
 		opts = append(opts, grpc.Creds(creds))
 	}
-	auth := &server.Auth{MaxStreams: cfg.MaxStreamsPerPrincipal, RequireIdentity: cfg.TLSClientCA != ""}
+	ac := server.AuthConfig{RequireIdentity: cfg.TLSClientCA != ""}
 	var err error
 	if cfg.AuthTokens != "" {
-		if auth.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
-			return nil, nil, err
+		if ac.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
+			return nil, streams, nil, err
 		}
-		if len(auth.Tokens) == 0 {
-			return nil, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
+		if len(ac.Tokens) == 0 {
+			return nil, streams, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
 		}
 	}
 	if cfg.ACL != "" {
-		if auth.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
-			return nil, nil, err
+		if ac.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
+			return nil, streams, nil, err
 		}
 	}
-	return auth, opts, nil
+	auth, err := server.NewAuth(ac)
+	if err != nil {
+		return nil, streams, nil, fmt.Errorf("--auth-tokens and --acl: %w", err)
+	}
+	return auth, streams, opts, nil
 }
 
 // parseFile opens path (given with flag) and parses it with parse.

@@ -30,6 +30,11 @@ type Options struct {
 	Subscriber []func(*kafkaio.Subscriber)
 	// Auth, when set, authenticates and authorizes callers.
 	Auth *server.Auth
+	// Streams bounds the open streams (zero: unbounded).
+	Streams server.StreamLimits
+	// Listener, when set, wraps the gateway's listener (a connection
+	// limit, for example).
+	Listener func(net.Listener) net.Listener
 	// ServerOptions are extra gRPC server options (TLS, limits).
 	ServerOptions []grpc.ServerOption
 	// DialOptions are the client connection's; nil dials plaintext.
@@ -66,11 +71,15 @@ func Start(t testing.TB, o Options) *Gateway {
 	pubs := server.NewPublisherService(prod, metrics)
 	hs := health.NewServer()
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
-		Metrics: metrics, Auth: o.Auth}, o.ServerOptions...)
+		Metrics: metrics, Auth: o.Auth, Streams: o.Streams}, o.ServerOptions...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		prod.Close(context.Background())
 		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	if o.Listener != nil {
+		lis = o.Listener(lis)
 	}
 	served := make(chan struct{})
 	go func() {
@@ -92,11 +101,11 @@ func Start(t testing.TB, o Options) *Gateway {
 	if dial == nil {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
+	conn, err := grpc.NewClient(addr, dial...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &Gateway{Addr: lis.Addr().String(), Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
+	return &Gateway{Addr: addr, Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
 		Producer: prod, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
 }
