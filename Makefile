@@ -137,5 +137,6 @@ fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
 	go test -run '^$$' -fuzz '^FuzzSubscriptionConfig$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzToKafkaMessage$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzClampDuration$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzKeepMessages$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzParseAckID$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzTracker$$' -fuzztime $(FUZZTIME) ./flowcontrol

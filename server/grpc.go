@@ -42,6 +42,10 @@ type Config struct {
 	Auth *Auth
 	// Streams bounds the open streams, per principal and gateway-wide.
 	Streams StreamLimits
+	// MaxPublishMessages bounds the messages of one Publish request; more
+	// are INVALID_ARGUMENT, and cost no more to decode than that many.
+	// Default DefaultMaxPublishMessages.
+	MaxPublishMessages int
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
@@ -74,7 +78,12 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	unary = append(unary, cfg.Auth.unaryInterceptor, recovery.UnaryServerInterceptor(recoverOpts...))
 	stream = append(stream, cfg.Auth.streamInterceptor, newStreamCounter(cfg.Streams).interceptor, recovery.StreamServerInterceptor(recoverOpts...))
 	authenticate := &authTap{auth: cfg.Auth, metrics: cfg.Metrics, log: log}
+	if cfg.MaxPublishMessages <= 0 {
+		cfg.MaxPublishMessages = DefaultMaxPublishMessages
+	}
+	cfg.Publisher.maxMessages = cfg.MaxPublishMessages
 	opts = append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(newRequestCodec(cfg.MaxPublishMessages)),
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),

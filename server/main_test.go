@@ -62,16 +62,20 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 type security struct {
 	auth       *server.Auth
 	streams    server.StreamLimits
-	listener   func(net.Listener) net.Listener
+	listener   func(net.Listener, *server.Metrics) net.Listener
+	// maxPublishMessages bounds a Publish request (zero: the default).
+	maxPublishMessages int
 	serverOpts []grpc.ServerOption
 	dialOpts   []grpc.DialOption
 }
 
 func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {
 	t.Helper()
-	cfg.Logger = testLogger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth,
-		Streams: sec.streams, Listener: sec.listener, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
+		Streams: sec.streams, Listener: sec.listener, MaxPublishMessages: sec.maxPublishMessages, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
 	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
 		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }

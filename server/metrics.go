@@ -25,6 +25,8 @@ type Metrics struct {
 	refusedCalls                    *prometheus.CounterVec
 	refusedQueueFull, refusedBudget prometheus.Counter
 	unauthCalls                     *prometheus.CounterVec
+	connectionsOpen                 prometheus.Gauge
+	connectionsRefused              prometheus.Counter
 	streams                         *prometheus.GaugeVec
 	outstanding                     prometheus.Gauge
 	redeliveries                    *prometheus.CounterVec
@@ -67,6 +69,12 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		unauthCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_unauthenticated_calls_total", Help: "Calls refused with UNAUTHENTICATED before their request was read, by reason (NO_IDENTITY, UNKNOWN_TOKEN, RESERVED_PRINCIPAL).",
 		}, []string{"reason"}),
+		connectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kgate_connections", Help: "Open client connections of the gRPC port.",
+		}),
+		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kgate_refused_connections_total", Help: "Client connections closed at once because the gateway held --max-connections.",
+		}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kgate_streams", Help: "Open streams, by RPC.",
 		}, []string{"rpc"}),
@@ -89,7 +97,7 @@ func NewMetrics(prod ProducerStats) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.streams,
+	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams,
 		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -139,6 +147,18 @@ func (m *Metrics) refused(reason string) {
 func (m *Metrics) unauthenticated(reason string) {
 	if m != nil {
 		m.unauthCalls.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) connections(delta float64) {
+	if m != nil {
+		m.connectionsOpen.Add(delta)
+	}
+}
+
+func (m *Metrics) refusedConnection() {
+	if m != nil {
+		m.connectionsRefused.Inc()
 	}
 }
 

@@ -53,6 +53,9 @@ type PublisherService struct {
 	refusals sync.Map
 	metrics  *Metrics
 	auth     *Auth // set by NewGRPCServer
+	// maxMessages bounds a Publish request's messages (0: no bound); set
+	// by NewGRPCServer, whose codec decodes no more than one beyond it.
+	maxMessages int
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
@@ -130,7 +133,14 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 	return resp, nil
 }
 
+// ReasonTooManyMessages is the ErrorInfo reason of a Publish request with
+// more messages than the gateway takes in one request.
+const ReasonTooManyMessages = "TOO_MANY_MESSAGES"
+
 func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
+	if s.maxMessages > 0 && len(req.GetMessages()) > s.maxMessages {
+		return nil, invalidf(ReasonTooManyMessages, "the request has more than %d messages, the most one Publish takes: split it, or use PublishStream", s.maxMessages)
+	}
 	if err := s.auth.authorize(ctx, ActionPublish, req.GetTopic(), ""); err != nil {
 		return nil, toStatus(err)
 	}

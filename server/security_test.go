@@ -61,15 +61,6 @@ func logTo(brokers string, buf *kafkatest.SyncBuffer) kafkaio.ProducerConfig {
 	return kafkaio.ProducerConfig{Brokers: brokers, Logger: slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
 
-// startGatewayLogging is startGatewayWith with the gateway's log in buf.
-func startGatewayLogging(t *testing.T, cfg kafkaio.ProducerConfig, sec security) *gateway {
-	t.Helper()
-	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Auth: sec.auth, Streams: sec.streams, Listener: sec.listener,
-		ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
-	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
-		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
-}
-
 // opened waits until a Subscribe stream got its first assignment (nil) or
 // ended (its status).
 func opened(t *testing.T, s *stream) error {
@@ -141,7 +132,7 @@ func TestNamesAreCheckedBeforeTheRulesAndNeverEchoedInFull(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "names", 1)
 	var logs kafkatest.SyncBuffer
-	gw := startGatewayLogging(t, logTo(brokers, &logs), security{auth: newAuth(t, server.AuthConfig{
+	gw := startGatewayWith(t, logTo(brokers, &logs), security{auth: newAuth(t, server.AuthConfig{
 		Tokens: map[string]string{"t-alice": "alice"},
 		Rules:  []server.Rule{{Principal: "alice", Action: server.ActionPublish, Topic: "names-*"}, {Principal: "alice", Action: server.ActionSubscribe, Topic: "names-*"}}})})
 	alice := dialAs(t, gw, "t-alice")
@@ -184,7 +175,7 @@ func TestCallLogNamesThePrincipalAndSumsUpUnauthenticatedCalls(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "who", 1)
 	var logs kafkatest.SyncBuffer
-	gw := startGatewayLogging(t, logTo(brokers, &logs), security{auth: newAuth(t, server.AuthConfig{Tokens: map[string]string{"t-alice": "alice"}})})
+	gw := startGatewayWith(t, logTo(brokers, &logs), security{auth: newAuth(t, server.AuthConfig{Tokens: map[string]string{"t-alice": "alice"}})})
 	ctx := testContext(t, 30*time.Second)
 	req := &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}}
 	if _, err := dialAs(t, gw, "t-alice").pub.Publish(ctx, req); err != nil {
@@ -203,7 +194,7 @@ func TestCallLogNamesThePrincipalAndSumsUpUnauthenticatedCalls(t *testing.T) {
 	if n := strings.Count(logs.String(), "grpc.code=Unauthenticated"); n != 0 {
 		t.Errorf("%d call log lines for refused unauthenticated calls, want none (they are summed up)", n)
 	}
-	if n := strings.Count(logs.String(), "refusing calls without a valid identity"); n != 1 {
+	if n := strings.Count(logs.String(), "refused calls without a valid identity"); n != 1 {
 		t.Errorf("%d summary warnings of unauthenticated calls, want 1 (at most one a minute):\n%s", n, logs.String())
 	}
 	samples := gatherSamples(t, gw)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -45,13 +44,8 @@ type authTap struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	refused    atomic.Int64 // since the last summary
-	lastReport atomic.Int64 // unix nanoseconds of the last summary
+	refused everyMinute
 }
-
-// refusalReportEvery is the least time between two summaries of refused
-// unauthenticated calls.
-const refusalReportEvery = time.Minute
 
 func (t *authTap) handle(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if t.auth == nil {
@@ -74,22 +68,15 @@ func (t *authTap) handle(ctx context.Context, info *tap.Info) (context.Context, 
 func (t *authTap) refuse(ctx context.Context, method string, err error) {
 	reason := reasonOf(err)
 	t.metrics.unauthenticated(reason)
-	n := t.refused.Add(1)
-	now := time.Now().UnixNano()
-	last := t.lastReport.Load()
-	if now-last < int64(refusalReportEvery) || !t.lastReport.CompareAndSwap(last, now) {
+	n, due := t.refused.add(time.Now())
+	if !due {
 		return
 	}
-	n = t.refused.Swap(0)
 	attrs := []any{"calls", n, "last_reason", reason, "last_method", kafkaio.QuoteName(method)}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, "last_peer", p.Addr.String())
 	}
-	if last == 0 {
-		t.log.Warn("refusing calls without a valid identity (UNAUTHENTICATED); further refusals are summed up here at most once a minute", attrs...)
-		return
-	}
-	t.log.Warn("refused calls without a valid identity (UNAUTHENTICATED) since the last report", attrs...)
+	t.log.Warn("refused calls without a valid identity (UNAUTHENTICATED); further ones are summed up here at most once a minute", attrs...)
 }
 
 // reasonOf is the ErrorInfo reason of a status error, or "".

@@ -24,7 +24,18 @@ type Limits struct {
 	// gateway tolerates; a client pinging more often is disconnected
 	// (GOAWAY "too_many_pings"). Default 10 s.
 	KeepaliveMinTime time.Duration
+	// MaxHeaderBytes bounds the headers (metadata) of one call, as HTTP/2
+	// counts them: names, values and 32 bytes each. A call over it is reset
+	// before anything reads it. Default 16 KiB.
+	MaxHeaderBytes uint32
+	// HandshakeTimeout bounds a new connection's TLS and HTTP/2 handshake:
+	// a connection that has not completed it by then is closed. Default
+	// 10 s.
+	HandshakeTimeout time.Duration
 }
+
+// DefaultMaxHeaderBytes is the default of Limits.MaxHeaderBytes.
+const DefaultMaxHeaderBytes = 16 << 10
 
 // ServerOptions turns l (zero fields: defaults) into gRPC server options,
 // including the keepalive policy: the gateway pings idle connections
@@ -39,6 +50,12 @@ func ServerOptions(l Limits) []grpc.ServerOption {
 	if l.KeepaliveMinTime == 0 {
 		l.KeepaliveMinTime = 10 * time.Second
 	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = 10 * time.Second
+	}
 	return []grpc.ServerOption{
 		// Serve calls on a pool of long-lived goroutines instead of a new
 		// one per call, whose stack growth cost ~10% of the CPU under load.
@@ -48,6 +65,8 @@ func ServerOptions(l Limits) []grpc.ServerOption {
 		grpc.NumStreamWorkers(256),
 		grpc.MaxRecvMsgSize(l.MaxRequestBytes),
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(l.MaxHeaderBytes),
+		grpc.ConnectionTimeout(l.HandshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}

@@ -82,6 +82,12 @@ type Config struct {
 	MaxReflectionStreams int
 	// MaxRequestBytes is the largest gRPC request accepted.
 	MaxRequestBytes int
+	// MaxMessagesPerRequest bounds the messages of one Publish request.
+	MaxMessagesPerRequest int
+	// MaxHeaderBytes bounds the headers (metadata) of one call.
+	MaxHeaderBytes uint
+	// MaxConnections bounds the open client connections; 0 = no bound.
+	MaxConnections int
 	// MaxConcurrentStreams bounds the concurrent calls per connection.
 	MaxConcurrentStreams uint
 	// ConfigFile is an optional file of "flag-name = value" lines.
@@ -179,6 +185,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.IntVar(&cfg.MaxHealthWatches, "max-health-watches", 100, "open grpc.health.v1.Health/Watch streams, gateway-wide: they need no identity (0 = unbounded)")
 	fs.IntVar(&cfg.MaxReflectionStreams, "max-reflection-streams", 16, "open server reflection streams, gateway-wide: they need no identity (0 = unbounded)")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", 4<<20, "largest gRPC request accepted (a whole Publish batch)")
+	fs.IntVar(&cfg.MaxMessagesPerRequest, "max-messages-per-request", 10_000, "most messages in one Publish request; more are INVALID_ARGUMENT (TOO_MANY_MESSAGES)")
+	fs.UintVar(&cfg.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest headers (metadata, bearer token included) of one call; larger calls are reset unread")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 1024, "open client connections; more are closed at once (0 = unbounded)")
 	fs.UintVar(&cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "concurrent calls per client connection")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
@@ -320,6 +329,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--max-request-bytes must be positive, got %d", c.MaxRequestBytes)
 	case c.MaxConcurrentStreams == 0:
 		return fmt.Errorf("--max-concurrent-streams must be positive")
+	case c.MaxMessagesPerRequest <= 0:
+		return fmt.Errorf("--max-messages-per-request must be positive, got %d", c.MaxMessagesPerRequest)
+	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<24:
+		return fmt.Errorf("--max-header-bytes %d is out of range: use 1024 to 16777216 (16 KiB is the default)", c.MaxHeaderBytes)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("--max-connections must not be negative, got %d", c.MaxConnections)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -91,12 +91,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth, Streams: streams}, opts...)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth, Streams: streams,
+		MaxPublishMessages: cfg.MaxMessagesPerRequest}, opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
 		return fmt.Errorf("listening for gRPC on %s: %w (is another gateway running? choose another --listen)", cfg.Listen, err)
 	}
+	lis = server.LimitListener(lis, cfg.MaxConnections, metrics, log)
 	var mlis net.Listener
 	if cfg.MetricsListen != "" {
 		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
@@ -168,7 +170,8 @@ func security(cfg *Config) (*server.Auth, server.StreamLimits, []grpc.ServerOpti
 		HealthWatches:             cfg.MaxHealthWatches,
 		ReflectionStreams:         cfg.MaxReflectionStreams,
 	}
-	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams)})
+	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+		MaxHeaderBytes: uint32(cfg.MaxHeaderBytes)})
 	if cfg.TLSCert != "" {
 		creds, err := server.TLSCredentials(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
 		if err != nil {

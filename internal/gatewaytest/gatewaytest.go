@@ -33,8 +33,11 @@ type Options struct {
 	// Streams bounds the open streams (zero: unbounded).
 	Streams server.StreamLimits
 	// Listener, when set, wraps the gateway's listener (a connection
-	// limit, for example).
-	Listener func(net.Listener) net.Listener
+	// limit, for example); it gets the gateway's metrics.
+	Listener func(net.Listener, *server.Metrics) net.Listener
+	// MaxPublishMessages bounds a Publish request's messages (zero: the
+	// default).
+	MaxPublishMessages int
 	// ServerOptions are extra gRPC server options (TLS, limits).
 	ServerOptions []grpc.ServerOption
 	// DialOptions are the client connection's; nil dials plaintext.
@@ -71,7 +74,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	pubs := server.NewPublisherService(prod, metrics)
 	hs := health.NewServer()
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
-		Metrics: metrics, Auth: o.Auth, Streams: o.Streams}, o.ServerOptions...)
+		Metrics: metrics, Auth: o.Auth, Streams: o.Streams, MaxPublishMessages: o.MaxPublishMessages}, o.ServerOptions...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		prod.Close(context.Background())
@@ -79,7 +82,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	}
 	addr := lis.Addr().String()
 	if o.Listener != nil {
-		lis = o.Listener(lis)
+		lis = o.Listener(lis, metrics)
 	}
 	served := make(chan struct{})
 	go func() {
