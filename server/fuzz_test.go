@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,8 @@ func FuzzToKafkaMessage(f *testing.F) {
 		{Timestamp: &timestamppb.Timestamp{Seconds: -62135596801}},
 		{Timestamp: &timestamppb.Timestamp{Nanos: 2e9}},
 		{Headers: []*kgatev1.Header{{Key: "a"}, {Key: "", Value: []byte{0}}}},
+		{Headers: []*kgatev1.Header{{Key: "kgate.dlq.topic", Value: []byte("forged")}}},
+		{Headers: []*kgatev1.Header{{Key: "KGate.x"}, {Key: "kgate"}}},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -87,6 +90,19 @@ func FuzzToKafkaMessage(f *testing.F) {
 			return
 		}
 		km, err := toKafkaMessage("messages[0]", &m)
+		reserved := false
+		for _, h := range m.GetHeaders() {
+			k := []byte(h.GetKey()) // "kgate." in any ASCII case
+			for i := 0; i < len(k) && i < 6; i++ {
+				if 'A' <= k[i] && k[i] <= 'Z' {
+					k[i] += 'a' - 'A'
+				}
+			}
+			reserved = reserved || strings.HasPrefix(string(k), "kgate.")
+		}
+		if reserved && err == nil {
+			t.Fatalf("toKafkaMessage(%v) accepted a header of the gateway's own", &m)
+		}
 		if err != nil {
 			if kafkaio.KindOf(err) != kafkaio.KindInvalid || codeOf(err) != codes.InvalidArgument {
 				t.Fatalf("toKafkaMessage(%v) = %v, want an invalid-argument error", &m, err)

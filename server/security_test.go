@@ -358,3 +358,48 @@ func openPublishStream(t *testing.T, c *client) kgatev1.Publisher_PublishStreamC
 	}
 	return ps
 }
+
+// TestClientsCannotForgeGatewayHeaders: a message with a header key
+// starting with "kgate." (any case) is INVALID_ARGUMENT RESERVED_HEADER,
+// from Publish and from PublishStream, and nothing is written; other keys
+// pass. (The gateway's own dead-letter headers are still written:
+// TestSubscribeDeadLettersAfterMaxAttempts.)
+func TestClientsCannotForgeGatewayHeaders(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "forge", 1)
+	gw := startGateway(t, kafkaProducer(brokers))
+	ctx := testContext(t, 30*time.Second)
+	with := func(key string) *kgatev1.Message {
+		return &kgatev1.Message{Value: []byte(key), Headers: []*kgatev1.Header{{Key: "trace", Value: []byte("1")}, {Key: key, Value: []byte("forged")}}}
+	}
+	for i, key := range []string{"kgate.dlq.topic", "kgate.dlq.reason", "KGATE.DLQ.OFFSET", "Kgate.anything"} {
+		_, err := gw.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{with(key)}})
+		if st, d := detailsOf(t, err); st.Code() != codes.InvalidArgument || d.info.GetReason() != "RESERVED_HEADER" || !strings.Contains(st.Message(), "messages[0].headers[1]") {
+			t.Errorf("case %d: Publish with header %q: %v %s %q, want INVALID_ARGUMENT RESERVED_HEADER naming the header", i, key, st.Code(), d.info.GetReason(), st.Message())
+		}
+	}
+	outcomes, err := publishStream(t, gw, []*kgatev1.PublishStreamRequest{
+		{CorrelationId: "forged", Topic: topic, Message: with("kgate.dlq.attempts")},
+		{CorrelationId: "fine", Topic: topic, Message: with("x-kgate.dlq.topic")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := outcomes["forged"]; codes.Code(o.GetCode()) != codes.InvalidArgument || o.GetReason() != "RESERVED_HEADER" {
+		t.Errorf("PublishStream with a kgate. header: %v, want INVALID_ARGUMENT RESERVED_HEADER", o)
+	}
+	if o := outcomes["fine"]; o.GetCode() != 0 {
+		t.Errorf("PublishStream with header x-kgate.dlq.topic: %v, want OK", o)
+	}
+	if _, err := gw.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{with("kgatex")}}); err != nil {
+		t.Errorf("Publish with header kgatex: %v, want OK", err)
+	}
+	var got []string
+	for _, r := range kafkatest.ReadAll(t, brokers, topic) {
+		got = append(got, string(r.Value))
+	}
+	if strings.Join(got, ",") != "x-kgate.dlq.topic,kgatex" {
+		t.Errorf("the topic holds %v, want only the two messages without a reserved header", got)
+	}
+}
