@@ -140,3 +140,4 @@ fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
 	go test -run '^$$' -fuzz '^FuzzKeepMessages$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzParseAckID$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzTracker$$' -fuzztime $(FUZZTIME) ./flowcontrol
+	go test -run '^$$' -fuzz '^FuzzBudget$$' -fuzztime $(FUZZTIME) ./flowcontrol

@@ -60,13 +60,13 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 // (TLS credentials, limits) and the client's dial options (defaults to
 // plaintext).
 type security struct {
-	auth       *server.Auth
-	streams    server.StreamLimits
-	listener   func(net.Listener, *server.Metrics) net.Listener
+	auth     *server.Auth
+	streams  server.StreamLimits
+	listener func(net.Listener, *server.Metrics) net.Listener
 	// maxPublishMessages bounds a Publish request (zero: the default).
 	maxPublishMessages int
-	serverOpts []grpc.ServerOption
-	dialOpts   []grpc.DialOption
+	serverOpts         []grpc.ServerOption
+	dialOpts           []grpc.DialOption
 }
 
 func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.Subscriber)) *gateway {

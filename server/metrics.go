@@ -24,6 +24,7 @@ type Metrics struct {
 	rejections                      *prometheus.CounterVec
 	refusedCalls                    *prometheus.CounterVec
 	refusedQueueFull, refusedBudget prometheus.Counter
+	refusedShare                    prometheus.Counter
 	unauthCalls                     *prometheus.CounterVec
 	connectionsOpen                 prometheus.Gauge
 	connectionsRefused              prometheus.Counter
@@ -104,6 +105,7 @@ func NewMetrics(prod ProducerStats) *Metrics {
 	}
 	m.refusedQueueFull = m.refusedCalls.WithLabelValues(kafkaio.ReasonQueueFull)
 	m.refusedBudget = m.refusedCalls.WithLabelValues(kafkaio.ReasonBudgetExhausted)
+	m.refusedShare = m.refusedCalls.WithLabelValues(kafkaio.ReasonShareExhausted)
 	if prod != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kgate_producer_queue_messages", Help: "Messages in the Kafka producer's queue (not yet acknowledged)."},
 			func() float64 { return float64(prod.QueueMessages()) }))
@@ -133,11 +135,13 @@ func (m *Metrics) messages(code codes.Code, reason string, n int) {
 
 func (m *Metrics) refused(reason string) {
 	if m != nil {
-		switch reason { // the two reasons Saturated gives, without a label lookup
+		switch reason { // the reasons Saturated gives, without a label lookup
 		case kafkaio.ReasonQueueFull:
 			m.refusedQueueFull.Inc()
 		case kafkaio.ReasonBudgetExhausted:
 			m.refusedBudget.Inc()
+		case kafkaio.ReasonShareExhausted:
+			m.refusedShare.Inc()
 		default:
 			m.refusedCalls.WithLabelValues(reason).Inc()
 		}

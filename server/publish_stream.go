@@ -113,6 +113,7 @@ func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamS
 // returns why: io.EOF after a half-close, or a status error.
 func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.Publisher_PublishStreamServer,
 	out *outbox[*kgatev1.PublishStreamResponse], pending *atomic.Int64) error {
+	owned := kafkaio.WithBudgetOwner(ctx, Principal(ctx))
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -144,7 +145,7 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 		default:
 		}
 		pending.Add(1)
-		err = s.pub.PublishAsync(ctx, req.GetTopic(), m, func(r kafkaio.Result) {
+		err = s.pub.PublishAsync(owned, req.GetTopic(), m, func(r kafkaio.Result) {
 			respond(&r)
 			pending.Add(-1)
 			// Wake the sender again: it may be waiting for pending to reach 0.

@@ -35,12 +35,14 @@ type Publisher interface {
 }
 
 // Saturation is implemented by Publishers that can tell, cheaply, that any
-// message would be refused for capacity right now (*kafkaio.Producer does).
-// The service then refuses Publish calls before their requests are read.
+// message of a principal would be refused for capacity right now
+// (*kafkaio.Producer does). The service then refuses Publish calls before
+// their requests are read.
 type Saturation interface {
-	// Saturated returns the KindExhausted error any message would get now,
-	// or nil. It must not block: it runs on the connection's reader.
-	Saturated() *kafkaio.Error
+	// Saturated returns the KindExhausted error any message of principal
+	// would get now, or nil. It must not block: it runs on the
+	// connection's reader.
+	Saturated(principal string) *kafkaio.Error
 }
 
 // PublisherService implements kgate.v1.Publisher.
@@ -71,8 +73,9 @@ func NewPublisherService(pub Publisher, m *Metrics) *PublisherService {
 	return s
 }
 
-// admit is the gRPC server's InTapHandle. While the publisher is saturated
-// it refuses unary Publish calls with the RESOURCE_EXHAUSTED status (with
+// admit is the second of the gRPC server's taps, after authentication.
+// While the publisher is saturated for the caller's principal it refuses
+// unary Publish calls with the RESOURCE_EXHAUSTED status (with
 // RetryInfo and ErrorInfo) that the call would get anyway, before the
 // request is read and before any handler, interceptor or goroutine runs
 // for it: under overload a refusal then costs almost nothing, so it is
@@ -83,7 +86,7 @@ func (s *PublisherService) admit(ctx context.Context, info *tap.Info) (context.C
 	if s.sat == nil || info.FullMethodName != kgatev1.Publisher_Publish_FullMethodName {
 		return ctx, nil
 	}
-	ke := s.sat.Saturated()
+	ke := s.sat.Saturated(Principal(ctx))
 	if ke == nil {
 		return ctx, nil
 	}
@@ -152,7 +155,7 @@ func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequ
 			return nil, toStatus(err)
 		}
 	}
-	results, err := s.pub.Publish(ctx, req.GetTopic(), msgs)
+	results, err := s.pub.Publish(kafkaio.WithBudgetOwner(ctx, Principal(ctx)), req.GetTopic(), msgs)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -1,15 +1,22 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -402,4 +409,108 @@ func TestClientsCannotForgeGatewayHeaders(t *testing.T) {
 	if strings.Join(got, ",") != "x-kgate.dlq.topic,kgatex" {
 		t.Errorf("the topic holds %v, want only the two messages without a reserved header", got)
 	}
+}
+
+// TestOnePrincipalCannotTakeTheWholePublishBudget: alice floods a 1 MiB
+// in-flight budget with 64 KiB messages from 32 callers that retry at once
+// whatever they are told, against a broker that takes 20 ms per produce
+// request. Bob, publishing small messages one at a time and waiting the
+// RetryInfo delay when refused, still gets every message written, each
+// within 3 retries; alice is held to her share (INFLIGHT_SHARE_EXHAUSTED)
+// yet keeps publishing.
+func TestOnePrincipalCannotTakeTheWholePublishBudget(t *testing.T) {
+	t.Parallel()
+	c := kafkatest.Cluster(t, kfake.AllowAutoTopicCreation())
+	brokers := c.ListenAddrs()[0]
+	topic := kafkatest.CreateTopic(t, brokers, "share", 3)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		time.Sleep(20 * time.Millisecond) // a slow broker: alice's bytes stay in flight
+		return nil, nil, false
+	})
+	gw := startGatewayWith(t, kafkaio.ProducerConfig{Brokers: brokers, MaxInflightBytes: 1 << 20, MaxInflightShare: 256 << 10},
+		security{auth: newAuth(t, server.AuthConfig{Tokens: map[string]string{"t-alice": "alice", "t-bob": "bob"}})})
+	alice, bob := dialAs(t, gw, "t-alice"), dialAs(t, gw, "t-bob")
+
+	ctx, stopFlood := context.WithCancel(testContext(t, 120*time.Second))
+	defer stopFlood()
+	var flood sync.WaitGroup
+	var aliceOK, aliceShare, aliceFull atomic.Int64
+	big := bytes.Repeat([]byte("a"), 64<<10-128) // with the 128 B the budget counts per message, 16 fill it exactly
+	for range 32 {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			for ctx.Err() == nil {
+				_, err := alice.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: big}}})
+				switch reasonOf(err) {
+				case "":
+					if err == nil {
+						aliceOK.Add(1)
+					}
+				case "INFLIGHT_SHARE_EXHAUSTED":
+					aliceShare.Add(1)
+				case "INFLIGHT_BUDGET_EXHAUSTED":
+					aliceFull.Add(1)
+				}
+				time.Sleep(time.Millisecond) // retry at once, whatever RetryInfo says
+			}
+		}()
+	}
+	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "alice's flood fills the budget", func() bool {
+		return gw.prod.InflightBytes() > 900<<10 || aliceFull.Load() > 0
+	})
+
+	const want = 20
+	worst := 0
+	for i := range want {
+		refusals := 0
+		for {
+			_, err := bob.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: topic,
+				Messages: []*kgatev1.Message{{Value: []byte(fmt.Sprintf("bob-%d", i))}}})
+			if err == nil {
+				break
+			}
+			st, d := detailsOf(t, err)
+			if st.Code() != codes.ResourceExhausted || d.retry == nil {
+				t.Fatalf("bob's message %d: %v %q, want OK or RESOURCE_EXHAUSTED with RetryInfo", i, st.Code(), st.Message())
+			}
+			// Once refused, bob is active and alice is held to her share,
+			// so he gets in at his next try; 3 leaves room for a loaded
+			// machine (without shares he was refused up to 7 times in a row).
+			if refusals++; refusals > 3 {
+				t.Fatalf("bob's message %d was refused %d times while alice floods (alice: %d OK, %d refused for her share): the flood keeps him out",
+					i, refusals, aliceOK.Load(), aliceShare.Load())
+			}
+			time.Sleep(d.retry.RetryDelay.AsDuration())
+		}
+		worst = max(worst, refusals)
+	}
+	okBefore := aliceOK.Load()
+	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "alice still publishes", func() bool { return aliceOK.Load() > okBefore })
+	stopFlood()
+	flood.Wait()
+	t.Logf("bob: %d messages, at most %d refusals for one; alice: %d OK, %d refused for her share, %d for a full budget",
+		want, worst, aliceOK.Load(), aliceShare.Load(), aliceFull.Load())
+	if aliceShare.Load() == 0 {
+		t.Errorf("alice was never refused for her share (INFLIGHT_SHARE_EXHAUSTED)")
+	}
+	got := 0
+	for _, r := range kafkatest.ReadAll(t, brokers, topic) {
+		if strings.HasPrefix(string(r.Value), "bob-") {
+			got++
+		}
+	}
+	if got != want {
+		t.Errorf("the topic holds %d of bob's messages, want %d", got, want)
+	}
+}
+
+// reasonOf is the ErrorInfo reason of a status error, or "".
+func reasonOf(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.Reason
+		}
+	}
+	return ""
 }

@@ -45,6 +45,10 @@ type Config struct {
 	// the broker's acknowledgement; beyond it Publish answers
 	// RESOURCE_EXHAUSTED.
 	MaxInflightBytes int64
+	// MaxInflightPercentPerPrincipal is the most of MaxInflightBytes, in
+	// percent, that one principal may hold while another publishes; 100
+	// lets one principal take it all.
+	MaxInflightPercentPerPrincipal int
 	// MaxMessageBytes is the largest message (key, value and headers)
 	// Publish accepts.
 	MaxMessageBytes int64
@@ -171,6 +175,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Var(kafkaFlags[1], "kafka-producer", "librdkafka property key=value for the producer only, such as linger.ms or message.timeout.ms (repeatable; wins over --kafka)")
 	fs.Var(kafkaFlags[2], "kafka-consumer", "librdkafka property key=value for the consumers only, such as fetch.wait.max.ms (repeatable; wins over --kafka)")
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", 64<<20, "bytes of published messages awaiting broker acknowledgement before Publish answers RESOURCE_EXHAUSTED")
+	fs.IntVar(&cfg.MaxInflightPercentPerPrincipal, "max-inflight-percent-per-principal", 25, "most of --max-inflight-bytes, in percent, one principal may hold while another publishes (100: no bound); alone it may use it all")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
@@ -303,6 +308,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.MaxInflightBytes <= 0:
 		return fmt.Errorf("--max-inflight-bytes must be positive, got %d", c.MaxInflightBytes)
+	case c.MaxInflightPercentPerPrincipal < 1 || c.MaxInflightPercentPerPrincipal > 100:
+		return fmt.Errorf("--max-inflight-percent-per-principal %d is out of range: use 1 to 100", c.MaxInflightPercentPerPrincipal)
 	case c.MaxMessageBytes <= 0:
 		return fmt.Errorf("--max-message-bytes must be positive, got %d", c.MaxMessageBytes)
 	case c.EmbeddedRetentionBytes <= 0:

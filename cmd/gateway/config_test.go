@@ -26,6 +26,7 @@ func defaultConfig() *Config {
 		KafkaConsumer:                   map[string]string{},
 		MaxInflightBytes:                64 << 20,
 		MaxMessageBytes:                 1_000_000,
+		MaxInflightPercentPerPrincipal:  25,
 		ShutdownTimeout:                 15 * time.Second,
 		HealthInterval:                  2 * time.Second,
 		MetricsListen:                   ":9090",

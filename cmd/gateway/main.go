@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Brokers:          brokers,
 		Kafka:            producerKafka,
 		MaxInflightBytes: cfg.MaxInflightBytes,
+		MaxInflightShare: cfg.MaxInflightBytes / 100 * int64(cfg.MaxInflightPercentPerPrincipal),
 		MaxMessageBytes:  cfg.MaxMessageBytes,
 		Logger:           log,
 	})
