@@ -65,6 +65,7 @@ type security struct {
 	listener func(net.Listener, *server.Metrics) net.Listener
 	// maxPublishMessages bounds a Publish request (zero: the default).
 	maxPublishMessages int
+	metrics            []server.MetricsOption
 	serverOpts         []grpc.ServerOption
 	dialOpts           []grpc.DialOption
 }
@@ -75,7 +76,7 @@ func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, su
 		cfg.Logger = testLogger(t)
 	}
 	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth,
-		Streams: sec.streams, Listener: sec.listener, MaxPublishMessages: sec.maxPublishMessages, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
+		Streams: sec.streams, Listener: sec.listener, MaxPublishMessages: sec.maxPublishMessages, Metrics: sec.metrics, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
 	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers,
 		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }

@@ -15,9 +15,15 @@ import (
 // Metrics are kgate's Prometheus metrics, registered in their own registry.
 // It implements kafkaio.Observer. All methods are safe for concurrent use;
 // a nil *Metrics records nothing.
+//
+// Series labelled with a consumer group go through groups (forGroup), which
+// bounds how many groups are labelled at once and deletes a group's series
+// some time after its last stream ended; add a new group-labelled series
+// to groups.track in NewMetrics and record it in a forGroup callback.
 type Metrics struct {
 	Registry *prometheus.Registry
 	grpc     *grpcprom.ServerMetrics
+	groups   *groupLabels
 
 	publishSeconds                  *prometheus.HistogramVec
 	publishMessages                 *prometheus.CounterVec
@@ -45,13 +51,46 @@ type ProducerStats interface {
 	InflightLimit() int64
 }
 
+// MetricsOption configures NewMetrics.
+type MetricsOption interface{ apply(*metricsConfig) }
+
+type metricsConfig struct {
+	maxGroups   int
+	groupLinger time.Duration
+	now         func() time.Time
+}
+
+type metricsOptionFunc func(*metricsConfig)
+
+func (f metricsOptionFunc) apply(c *metricsConfig) { f(c) }
+
+// WithGroupSeries bounds the consumer groups labelled in the metrics at
+// once to max (default 100; the others' counters are added up under group
+// "_other"), and deletes a group's series linger after its last Subscribe
+// stream ended (default 5 minutes). Values ≤ 0 keep the defaults.
+func WithGroupSeries(max int, linger time.Duration) MetricsOption {
+	return metricsOptionFunc(func(c *metricsConfig) {
+		if max > 0 {
+			c.maxGroups = max
+		}
+		if linger > 0 {
+			c.groupLinger = linger
+		}
+	})
+}
+
 // NewMetrics registers kgate's metrics, the standard gRPC server metrics,
 // and Go runtime and process metrics. prod may be nil.
-func NewMetrics(prod ProducerStats) *Metrics {
+func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
+	cfg := metricsConfig{maxGroups: DefaultMetricsMaxGroups, groupLinger: DefaultMetricsGroupLinger, now: time.Now}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{
 		Registry: reg,
+		groups:   newGroupLabels(cfg.maxGroups, cfg.groupLinger, cfg.now),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}))),
 		publishSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -100,9 +139,10 @@ func NewMetrics(prod ProducerStats) *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams,
 		m.outstanding, m.redeliveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), sweeper{m.groups}} {
 		f(c)
 	}
+	m.groups.track(m.redeliveries.MetricVec, m.deadLetters.MetricVec, m.ignoredAcks.MetricVec, m.commits.MetricVec, m.lag.MetricVec)
 	m.refusedQueueFull = m.refusedCalls.WithLabelValues(kafkaio.ReasonQueueFull)
 	m.refusedBudget = m.refusedCalls.WithLabelValues(kafkaio.ReasonBudgetExhausted)
 	m.refusedShare = m.refusedCalls.WithLabelValues(kafkaio.ReasonShareExhausted)
@@ -172,24 +212,40 @@ func (m *Metrics) stream(rpc string, delta float64) {
 	}
 }
 
+// forGroup calls record with the label value of group (see groupLabels):
+// own is false when the group is counted under OtherGroups, where gauges
+// must not be set. Every series labelled with a group records through it.
+func (m *Metrics) forGroup(group string, record func(label string, own bool)) {
+	m.groups.observe(group, record)
+}
+
+// groupStreamOpened keeps group's label while its Subscribe stream is
+// open: call the returned func when the stream ends.
+func (m *Metrics) groupStreamOpened(group string) (ended func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.groups.streamOpened(group)
+}
+
 // Redelivered implements kafkaio.Observer.
 func (m *Metrics) Redelivered(group string) {
 	if m != nil {
-		m.redeliveries.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.redeliveries.WithLabelValues(g).Inc() })
 	}
 }
 
 // DeadLettered implements kafkaio.Observer.
 func (m *Metrics) DeadLettered(group string) {
 	if m != nil {
-		m.deadLetters.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.deadLetters.WithLabelValues(g).Inc() })
 	}
 }
 
 // IgnoredAck implements kafkaio.Observer.
 func (m *Metrics) IgnoredAck(group string) {
 	if m != nil {
-		m.ignoredAcks.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.ignoredAcks.WithLabelValues(g).Inc() })
 	}
 }
 
@@ -202,7 +258,7 @@ func (m *Metrics) Committed(group string, ok bool) {
 	if !ok {
 		result = "failed"
 	}
-	m.commits.WithLabelValues(group, result).Inc()
+	m.forGroup(group, func(g string, _ bool) { m.commits.WithLabelValues(g, result).Inc() })
 }
 
 // Outstanding implements kafkaio.Observer.
@@ -218,11 +274,15 @@ func (m *Metrics) Lag(group string, tp kafkaio.TopicPartition, lag int64) {
 		return
 	}
 	p := strconv.Itoa(int(tp.Partition))
-	if lag < 0 {
-		m.lag.DeleteLabelValues(group, tp.Topic, p)
-		return
-	}
-	m.lag.WithLabelValues(group, tp.Topic, p).Set(float64(lag))
+	m.forGroup(group, func(g string, own bool) {
+		switch {
+		case !own: // one gauge for many groups would mean nothing
+		case lag < 0:
+			m.lag.DeleteLabelValues(g, tp.Topic, p)
+		default:
+			m.lag.WithLabelValues(g, tp.Topic, p).Set(float64(lag))
+		}
+	})
 }
 
 var _ kafkaio.Observer = (*Metrics)(nil)

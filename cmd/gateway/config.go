@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
 )
 
 // Config is everything the gateway binary is configured with. Each field is
@@ -99,6 +100,9 @@ type Config struct {
 	// MetricsListen is the address of the Prometheus /metrics endpoint;
 	// empty serves no metrics.
 	MetricsListen string
+	// MetricsMaxGroups bounds the consumer groups labelled in the metrics
+	// at once; the others are counted under group "_other".
+	MetricsMaxGroups int
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is text or json.
@@ -196,6 +200,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.UintVar(&cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "concurrent calls per client connection")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
+	fs.IntVar(&cfg.MetricsMaxGroups, "metrics-max-groups", server.DefaultMetricsMaxGroups, "consumer groups labelled in the metrics at once; the others are counted under group \"_other\", and a group's series go 5 minutes after its last stream ended")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -340,6 +345,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--max-messages-per-request must be positive, got %d", c.MaxMessagesPerRequest)
 	case c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<24:
 		return fmt.Errorf("--max-header-bytes %d is out of range: use 1024 to 16777216 (16 KiB is the default)", c.MaxHeaderBytes)
+	case c.MetricsMaxGroups <= 0:
+		return fmt.Errorf("--metrics-max-groups must be positive, got %d", c.MetricsMaxGroups)
 	case c.MaxConnections < 0:
 		return fmt.Errorf("--max-connections must not be negative, got %d", c.MaxConnections)
 	}

@@ -30,6 +30,7 @@ func defaultConfig() *Config {
 		ShutdownTimeout:                 15 * time.Second,
 		HealthInterval:                  2 * time.Second,
 		MetricsListen:                   ":9090",
+		MetricsMaxGroups:                100,
 		MaxSubscribeStreamsPerPrincipal: 1000,
 		MaxPublishStreamsPerPrincipal:   100,
 		MaxHealthWatches:                100,

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	metrics := server.NewMetrics(prod)
+	metrics := server.NewMetrics(prod, server.WithGroupSeries(cfg.MetricsMaxGroups, 0))
 	hs := health.NewServer()
 	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers

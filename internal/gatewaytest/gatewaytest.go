@@ -38,6 +38,8 @@ type Options struct {
 	// MaxPublishMessages bounds a Publish request's messages (zero: the
 	// default).
 	MaxPublishMessages int
+	// Metrics options (the group series' bounds).
+	Metrics []server.MetricsOption
 	// ServerOptions are extra gRPC server options (TLS, limits).
 	ServerOptions []grpc.ServerOption
 	// DialOptions are the client connection's; nil dials plaintext.
@@ -64,7 +66,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
-	metrics := server.NewMetrics(prod)
+	metrics := server.NewMetrics(prod, o.Metrics...)
 	s := &kafkaio.Subscriber{Brokers: o.Producer.Brokers, DeadLetter: prod, Logger: o.Producer.Logger,
 		CommitInterval: 200 * time.Millisecond, Observer: metrics}
 	for _, adjust := range o.Subscriber {
