@@ -137,5 +137,5 @@ func (g *groupLabels) sweepLocked(now time.Time) {
 // nothing itself (an unchecked collector).
 type sweeper struct{ g *groupLabels }
 
-func (sweeper) Describe(chan<- *prometheus.Desc)  {}
+func (sweeper) Describe(chan<- *prometheus.Desc)   {}
 func (s sweeper) Collect(chan<- prometheus.Metric) { s.g.sweep() }

@@ -254,14 +254,14 @@ func TestReservedAndWildcardPrincipals(t *testing.T) {
 	}
 
 	// A certificate for CN "anonymous" does not pass for an anonymous caller.
-	ca := newCA(t)
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "gateway", true)}, ClientCAs: ca.pool,
+	ca := gatewaytest.NewCA(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "gateway", true)}, ClientCAs: ca.Pool,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	mtls := startGatewayWith(t, kafkaProducer(brokers), security{
 		auth:       newAuth(t, server.AuthConfig{RequireIdentity: true}),
 		serverOpts: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(serverTLS))},
 		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: ca.pool, Certificates: []tls.Certificate{ca.issue(t, "anonymous", false)}, MinVersion: tls.VersionTLS12}))},
+			RootCAs: ca.Pool, Certificates: []tls.Certificate{ca.Issue(t, "anonymous", false)}, MinVersion: tls.VersionTLS12}))},
 	})
 	_, err := mtls.pub.Publish(ctx, &kgatev1.PublishRequest{Topic: open, Messages: msg})
 	if st, d := detailsOf(t, err); st.Code() != codes.Unauthenticated || d.info.GetReason() != "RESERVED_PRINCIPAL" {

@@ -58,9 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := kafkaio.CheckOverrides(producerKafka, consumerKafka); err != nil {
 		return err
 	}
-	auth, streams, opts, err := security(cfg)
+	sec, err := security(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.AuthTokens != "" && cfg.TLSCert == "" {
+		log.Warn("bearer tokens are accepted over plaintext gRPC (no --tls-cert): anyone who sees the traffic can read them and act as their principals; serve TLS with --tls-cert and --tls-key, or keep the gateway behind a TLS-terminating proxy on a trusted network")
 	}
 	brokers := cfg.Brokers
 	if brokers == "" {
@@ -92,8 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	subs := server.NewSubscriberService(&kafkaio.Subscriber{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics}, log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth, Streams: streams,
-		MaxPublishMessages: cfg.MaxMessagesPerRequest}, opts...)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: sec.auth, Streams: sec.streams,
+		MaxPublishMessages: cfg.MaxMessagesPerRequest}, sec.opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
@@ -116,7 +119,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	wg.Add(2)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Add(3)
+	go func() { // reloads on SIGHUP until shutdown
+		defer wg.Done()
+		for {
+			select {
+			case <-hup:
+				sec.reload(cfg, log)
+			case <-watchCtx.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		server.WatchKafka(watchCtx, hs, prod, cfg.HealthInterval, log, server.PublisherServiceName, server.SubscriberServiceName)
@@ -162,44 +179,96 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
-// security builds the authenticator, the stream bounds and the transport
-// options (TLS, limits, keepalive) from cfg.
-func security(cfg *Config) (*server.Auth, server.StreamLimits, []grpc.ServerOption, error) {
-	streams := server.StreamLimits{
+// secured is what authenticates, bounds and encrypts the gateway's calls.
+type secured struct {
+	auth    *server.Auth
+	tls     *server.TLSFiles // nil without --tls-cert
+	streams server.StreamLimits
+	opts    []grpc.ServerOption // transport: TLS, limits, keepalive
+}
+
+// security builds it from cfg.
+func security(cfg *Config) (*secured, error) {
+	sec := &secured{streams: server.StreamLimits{
 		SubscribePerPrincipal:     cfg.MaxSubscribeStreamsPerPrincipal,
 		PublishStreamPerPrincipal: cfg.MaxPublishStreamsPerPrincipal,
 		HealthWatches:             cfg.MaxHealthWatches,
 		ReflectionStreams:         cfg.MaxReflectionStreams,
-	}
-	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+	}}
+	sec.opts = server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
 		MaxHeaderBytes: uint32(cfg.MaxHeaderBytes)})
 	if cfg.TLSCert != "" {
-		creds, err := server.TLSCredentials(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
-		if err != nil {
-			return nil, streams, nil, err
+		var err error
+		if sec.tls, err = server.NewTLSFiles(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+			return nil, err
 		}
-		opts = append(opts, grpc.Creds(creds))
+		sec.opts = append(sec.opts, grpc.Creds(sec.tls.Credentials()))
 	}
-	ac := server.AuthConfig{RequireIdentity: cfg.TLSClientCA != ""}
+	ac, err := authFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ac.RequireIdentity = cfg.TLSClientCA != ""
+	if sec.auth, err = server.NewAuth(ac); err != nil {
+		return nil, fmt.Errorf("--auth-tokens and --acl: %w", err)
+	}
+	return sec, nil
+}
+
+// authFiles reads the token and ACL files of cfg.
+func authFiles(cfg *Config) (server.AuthConfig, error) {
+	var ac server.AuthConfig
 	var err error
 	if cfg.AuthTokens != "" {
 		if ac.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
-			return nil, streams, nil, err
+			return ac, err
 		}
 		if len(ac.Tokens) == 0 {
-			return nil, streams, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
+			return ac, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
 		}
 	}
 	if cfg.ACL != "" {
 		if ac.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
-			return nil, streams, nil, err
+			return ac, err
 		}
 	}
-	auth, err := server.NewAuth(ac)
-	if err != nil {
-		return nil, streams, nil, fmt.Errorf("--auth-tokens and --acl: %w", err)
+	return ac, nil
+}
+
+// reload reads the token, ACL and TLS files of cfg again (on SIGHUP) and
+// logs what it did. Calls that start afterwards see the new tokens and
+// rules, connections made afterwards the new certificate; open connections
+// and streams go on. What fails to load leaves its previous version in
+// force.
+func (s *secured) reload(cfg *Config, log *slog.Logger) {
+	if cfg.AuthTokens == "" && cfg.ACL == "" && s.tls == nil {
+		log.Info("SIGHUP: nothing to reload (no --auth-tokens, --acl or --tls-cert)")
+		return
 	}
-	return auth, streams, opts, nil
+	ok := true
+	if cfg.AuthTokens != "" || cfg.ACL != "" {
+		ac, err := authFiles(cfg)
+		if err == nil {
+			err = s.auth.Reload(ac.Tokens, ac.Rules)
+		}
+		if err != nil {
+			ok = false
+			log.Error("SIGHUP: reloading --auth-tokens and --acl failed; the previous tokens and rules stay in force", "err", err)
+		} else {
+			log.Info("SIGHUP: reloaded tokens and ACL; open streams keep running", "tokens", len(ac.Tokens), "acl_rules", len(ac.Rules))
+		}
+	}
+	if s.tls != nil {
+		if err := s.tls.Reload(); err != nil {
+			ok = false
+			log.Error("SIGHUP: reloading the TLS certificate failed; the previous one stays in use", "err", err)
+		} else {
+			log.Info("SIGHUP: reloaded the TLS certificate and client CAs; new connections use them, open connections keep theirs", "cert", cfg.TLSCert)
+		}
+	}
+	if ok {
+		log.Info("reloaded on SIGHUP without dropping connections or streams")
+	}
 }
 
 // parseFile opens path (given with flag) and parses it with parse.
