@@ -143,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		defer wg.Done()
 		serveErr <- gs.Serve(lis)
 	}()
-	hsrv := &http.Server{Handler: metricsHandler(metrics), ReadHeaderTimeout: 10 * time.Second}
+	hsrv := &http.Server{Handler: metricsHandler(metrics, hs), ReadHeaderTimeout: 10 * time.Second}
 	if mlis != nil {
 		wg.Add(1)
 		go func() {
@@ -286,10 +286,26 @@ func parseFile[T any](flag, path string, parse func(io.Reader) (T, error)) (T, e
 	return v, nil
 }
 
-// metricsHandler serves /metrics in the Prometheus text format.
-func metricsHandler(m *server.Metrics) http.Handler {
+// metricsHandler serves /metrics in the Prometheus text format, and
+// /healthz: the gRPC health service's status of ?service= (default the
+// whole server), 200 when SERVING and 503 otherwise, for probes that
+// cannot speak gRPC or present a client certificate (the metrics port
+// serves no data).
+func metricsHandler(m *server.Metrics, hs *health.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{Service: r.URL.Query().Get("service")})
+		st := healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+		if err == nil {
+			st = resp.GetStatus()
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if st != healthpb.HealthCheckResponse_SERVING {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, st)
+	})
 	return mux
 }
 

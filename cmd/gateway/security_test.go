@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
@@ -39,6 +41,10 @@ func TestGatewaySecurity(t *testing.T) {
 	t.Run("SIGHUP reload", func(t *testing.T) {
 		t.Parallel()
 		testReload(t, gateway)
+	})
+	t.Run("mTLS health probe", func(t *testing.T) {
+		t.Parallel()
+		testMTLSProbe(t, gateway)
 	})
 	t.Run("tokens over plaintext", func(t *testing.T) {
 		t.Parallel()
@@ -321,6 +327,44 @@ func testReload(t *testing.T, gateway string) {
 	}
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Errorf("alice's stream after half-close: %v, want its end", err)
+	}
+	gw.terminate(t)
+}
+
+// testMTLSProbe: under mTLS a gRPC health check needs a client certificate
+// like any other call, while /healthz on the metrics port answers a probe
+// that has none: 200 SERVING once Kafka answers, 503 for a service the
+// gateway does not know.
+func testMTLSProbe(t *testing.T, gateway string) {
+	dir := t.TempDir()
+	ca := gatewaytest.NewCA(t)
+	certFile, keyFile := gatewaytest.WritePEM(t, dir, "server", ca.Issue(t, "gateway", true))
+	gw := startProc(t, "gateway", gateway, childEnv(), "--listen", "127.0.0.1:0", "--embedded-kafka", "127.0.0.1:0",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", ca.WriteCAPEM(t, dir))
+	m := gw.waitFor(t, regexp.MustCompile(`msg="kgate listening" grpc=(\S+) brokers=\S+ metrics=(\S+)`), startTimeout, "the gateway logs that it is listening")
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(dialToken(t, m[1], ca.Pool, "")).Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("a gRPC health check without a client certificate: %v, want the TLS handshake refused (UNAVAILABLE)", err)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + m[2] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	kafkatest.Eventually(t, servingTimeout, "/healthz answers 200 SERVING", func() bool {
+		code, body := get("/healthz")
+		return code == http.StatusOK && body == "SERVING"
+	})
+	if code, body := get("/healthz?service=kgate.v1.Publisher"); code != http.StatusOK || body != "SERVING" {
+		t.Errorf("/healthz?service=kgate.v1.Publisher: %d %s, want 200 SERVING", code, body)
+	}
+	if code, body := get("/healthz?service=no.such.Service"); code != http.StatusServiceUnavailable || body != "SERVICE_UNKNOWN" {
+		t.Errorf("/healthz of an unknown service: %d %s, want 503 SERVICE_UNKNOWN", code, body)
 	}
 	gw.terminate(t)
 }
