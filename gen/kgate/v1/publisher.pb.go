@@ -149,8 +149,10 @@ type PublishRequest struct {
 	// Topic to write to. Kafka topic names are 1 to 249 characters of ASCII
 	// letters, digits, '.', '_' and '-', and neither "." nor "..".
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	// Messages to write, at least one. Each message is at most the gateway's
-	// --max-message-bytes (key, value and headers together; 1 MiB by default).
+	// Messages to write, at least one and at most the gateway's
+	// --max-messages-per-request (10000 by default). Each message is at most
+	// the gateway's --max-message-bytes (key, value and headers together;
+	// 1 MiB by default).
 	Messages      []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -288,7 +290,11 @@ func (x *Message) GetTimestamp() *timestamppb.Timestamp {
 // Header is one Kafka record header.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Header key.
+	// Header key. Keys starting with "kgate." (in any case) are the gateway's
+	// own, such as the kgate.dlq.* headers of dead letters: a published
+	// message with one is refused with INVALID_ARGUMENT (reason
+	// RESERVED_HEADER), so that a consumer can trust them. Consumers receive
+	// the headers as written.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Header value; empty means an empty value.
 	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`

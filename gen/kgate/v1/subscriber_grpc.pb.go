@@ -60,10 +60,28 @@ type SubscriberClient interface {
 	//     invalid (no topics, an illegal topic name, empty group, limits out of
 	//     range, max_delivery_attempts without dead_letter_topic), or a second
 	//     `open` was sent. Fix the request; do not retry unchanged.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the stream has none it accepts; refused before `open` is read.
+	//     ErrorInfo reason NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL.
+	//     Fix the credentials; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
 	//     it when the cluster creates topics on first use), then reconnect.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
-	//     topic or join the group.
+	//   - PERMISSION_DENIED: not allowed. ErrorInfo reason NOT_ALLOWED: no rule
+	//     of the gateway's ACL lets this principal subscribe to a topic in this
+	//     group, or publish to dead_letter_topic. Consumer groups have owners:
+	//     a subscribe rule without a group pattern allows only the principal's
+	//     own groups, its name or its name followed by '.' and anything
+	//     ("alice", "alice.billing"); any other group needs a rule naming it.
+	//     Ask the gateway's operator. A Kafka error name such as
+	//     TOPIC_AUTHORIZATION_FAILED or GROUP_AUTHORIZATION_FAILED: the
+	//     gateway's own Kafka credentials may not read the topic or join the
+	//     group. Neither says whether the topic exists.
+	//   - RESOURCE_EXHAUSTED with ErrorInfo reason TOO_MANY_STREAMS and
+	//     RetryInfo, before `open` is read: the principal holds as many
+	//     Subscribe streams as the gateway allows one principal
+	//     (--max-subscribe-streams-per-principal, 1000; counted apart from
+	//     PublishStream streams). Close one, or wait and retry.
 	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
 	//     down. Reconnect (to another instance), with backoff. Acked offsets
 	//     were committed where the broker allowed it.
@@ -131,10 +149,28 @@ type SubscriberServer interface {
 	//     invalid (no topics, an illegal topic name, empty group, limits out of
 	//     range, max_delivery_attempts without dead_letter_topic), or a second
 	//     `open` was sent. Fix the request; do not retry unchanged.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the stream has none it accepts; refused before `open` is read.
+	//     ErrorInfo reason NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL.
+	//     Fix the credentials; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist. Create it (or publish to
 	//     it when the cluster creates topics on first use), then reconnect.
-	//   - PERMISSION_DENIED: the gateway's Kafka credentials may not read the
-	//     topic or join the group.
+	//   - PERMISSION_DENIED: not allowed. ErrorInfo reason NOT_ALLOWED: no rule
+	//     of the gateway's ACL lets this principal subscribe to a topic in this
+	//     group, or publish to dead_letter_topic. Consumer groups have owners:
+	//     a subscribe rule without a group pattern allows only the principal's
+	//     own groups, its name or its name followed by '.' and anything
+	//     ("alice", "alice.billing"); any other group needs a rule naming it.
+	//     Ask the gateway's operator. A Kafka error name such as
+	//     TOPIC_AUTHORIZATION_FAILED or GROUP_AUTHORIZATION_FAILED: the
+	//     gateway's own Kafka credentials may not read the topic or join the
+	//     group. Neither says whether the topic exists.
+	//   - RESOURCE_EXHAUSTED with ErrorInfo reason TOO_MANY_STREAMS and
+	//     RetryInfo, before `open` is read: the principal holds as many
+	//     Subscribe streams as the gateway allows one principal
+	//     (--max-subscribe-streams-per-principal, 1000; counted apart from
+	//     PublishStream streams). Close one, or wait and retry.
 	//   - UNAVAILABLE: the brokers cannot be reached, or the gateway is shutting
 	//     down. Reconnect (to another instance), with backoff. Acked offsets
 	//     were committed where the broker allowed it.
