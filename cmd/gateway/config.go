@@ -60,14 +60,15 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files: with them the gRPC port speaks TLS.
 	TLSCert, TLSKey string
 	// TLSClientCA is a PEM file of CAs: with it clients must present a
-	// certificate they signed (mTLS), which identifies them.
+	// certificate they signed (mTLS), which identifies them by its subject
+	// common name, else its first DNS name, else its first URI.
 	TLSClientCA string
 	// AuthTokens is a file of "principal token" lines: callers must send
 	// one as "authorization: Bearer <token>" (or a client certificate).
 	AuthTokens string
 	// ACL is a file of "principal publish|subscribe topic-pattern
-	// [group-pattern]" rules; without it every identified caller may do
-	// everything.
+	// [group-pattern]" rules; without it every caller may do everything.
+	// AuthTokens, ACL and the TLS files are read again on SIGHUP.
 	ACL string
 	// MaxSubscribeStreamsPerPrincipal bounds each principal's open
 	// Subscribe streams; 0 = no bound.
@@ -183,11 +184,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-bytes", 1_000_000, "largest message (key+value+headers) Publish accepts")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for in-flight publishes and streams")
 	fs.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "how often Kafka reachability is checked for the health service")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on the gRPC port (with --tls-key)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate for TLS on the gRPC port (with --tls-key); reloaded on SIGHUP for new connections")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); the certificate's common name is the caller's principal")
-	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'")
-	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; empty allows every identified caller everything")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients must present a certificate it signed (mTLS); its subject common name, else its first DNS name, else its first URI (SAN), is the caller's principal. Reloaded on SIGHUP, with --tls-cert and --tls-key")
+	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "file of 'principal token' lines; callers send 'authorization: Bearer <token>'. Reloaded on SIGHUP")
+	fs.StringVar(&cfg.ACL, "acl", "", "file of 'principal publish|subscribe topic-pattern [group-pattern]' rules; without a group pattern a rule allows the principal's own groups (its name, or its name and '.'); empty allows every caller everything. Reloaded on SIGHUP")
 	fs.IntVar(&cfg.MaxSubscribeStreamsPerPrincipal, "max-subscribe-streams-per-principal", 1000, "open Subscribe streams per principal (0 = unbounded); room for a 200-consumer service reconnecting all at once")
 	fs.IntVar(&cfg.MaxPublishStreamsPerPrincipal, "max-publish-streams-per-principal", 100, "open PublishStream streams per principal, counted apart from Subscribe (0 = unbounded)")
 	fs.IntVar(&cfg.MaxStreamsPerPrincipal, "max-streams-per-principal", 0, "deprecated: sets both --max-subscribe-streams-per-principal and --max-publish-streams-per-principal where they are not given")
