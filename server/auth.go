@@ -257,9 +257,17 @@ func (a *Auth) authenticate(ctx context.Context) (string, error) {
 
 // authorize returns an error unless the caller may do action on topic
 // (and, for subscribe, in group): a KindPermission error naming what is
-// missing, or a KindInvalid one for a name Kafka would refuse anyway,
-// checked first, so that a huge name costs no more than a short one.
+// missing, or, when there are rules, a KindInvalid one for a name Kafka
+// would refuse anyway, checked first, so that a huge name costs no more
+// than a short one.
 func (a *Auth) authorize(ctx context.Context, action Action, topic, group string) *kafkaio.Error {
+	if a == nil {
+		return nil
+	}
+	p := a.policy.Load()
+	if p.rules == nil {
+		return nil // kafkaio checks the names, saying which field is wrong
+	}
 	if err := kafkaio.ValidateTopic(topic); err != nil {
 		return err.(*kafkaio.Error)
 	}
@@ -267,13 +275,6 @@ func (a *Auth) authorize(ctx context.Context, action Action, topic, group string
 		if err := kafkaio.ValidateGroup(group); err != nil {
 			return err.(*kafkaio.Error)
 		}
-	}
-	if a == nil {
-		return nil
-	}
-	p := a.policy.Load()
-	if p.rules == nil {
-		return nil
 	}
 	who := Principal(ctx)
 	for _, r := range p.rules {
