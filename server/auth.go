@@ -100,6 +100,11 @@ type Rule struct {
 	Group     string
 }
 
+// String is the rule as an ACL file line.
+func (r Rule) String() string {
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", r.Principal, r.Action, r.Topic, r.Group))
+}
+
 // NewAuth returns an Auth for cfg, or an error saying what in cfg would
 // not work.
 func NewAuth(cfg AuthConfig) (*Auth, error) {
@@ -130,12 +135,12 @@ func (a *Auth) Reload(tokens map[string]string, rules []Rule) error {
 		p.tokens[sha256.Sum256([]byte(tok))] = who
 		seen[who] = true
 	}
-	for i, r := range rules {
+	for _, r := range rules {
 		switch {
 		case r.Principal == Anonymous && a.identify:
-			return fmt.Errorf("rule %d names %s, but every caller must identify (tokens or client certificates): no call is anonymous", i+1, Anonymous)
+			return fmt.Errorf("rule %q names %s, but every caller must identify (tokens or client certificates): no call is anonymous", r, Anonymous)
 		case r.Principal == anyPrincipal && !a.identify:
-			return fmt.Errorf("rule %d names %q, which matches identified principals only, but this gateway identifies nobody (no tokens, no client CA): name %s instead", i+1, anyPrincipal, Anonymous)
+			return fmt.Errorf("rule %q names %q, which matches identified principals only, but this gateway identifies nobody (no tokens, no client CA): name %s instead", r, anyPrincipal, Anonymous)
 		case r.Principal != anyPrincipal:
 			seen[r.Principal] = true
 		}
