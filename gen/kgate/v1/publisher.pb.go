@@ -293,8 +293,8 @@ type Header struct {
 	// Header key. Keys starting with "kgate." (in any case) are the gateway's
 	// own, such as the kgate.dlq.* headers of dead letters: a published
 	// message with one is refused with INVALID_ARGUMENT (reason
-	// RESERVED_HEADER), so that a consumer can trust them. Consumers receive
-	// the headers as written.
+	// RESERVED_HEADER), so that every such header written through the
+	// gateway is the gateway's own. Consumers receive the headers as written.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Header value; empty means an empty value.
 	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
