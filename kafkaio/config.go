@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -47,7 +48,7 @@ func kafkaConfig(brokers string, defaults, overrides map[string]string, guards [
 		}
 		for _, g := range guards {
 			if g.key == k && !g.ok(v) {
-				return nil, fmt.Errorf("kafka property %s=%s is refused: %s needs %s=%s", k, v, g.why, k, g.want)
+				return nil, fmt.Errorf("kafka property %s=%s is refused: %s needs %s=%s", k, RedactProperty(k, v), g.why, k, g.want)
 			}
 		}
 		cm[k] = goTyped(k, v)
@@ -111,9 +112,43 @@ func ValidateTopic(name string) error {
 	case len(name) > 249:
 		return errorf(KindInvalid, ReasonInvalidTopic, "topic name is %d characters long; Kafka allows at most 249", len(name))
 	case !legalTopicChars(name):
-		return errorf(KindInvalid, ReasonInvalidTopic, "topic %q has characters Kafka does not allow: use only ASCII letters, digits, '.', '_' and '-'", name)
+		return errorf(KindInvalid, ReasonInvalidTopic, "topic %s has characters Kafka does not allow: use only ASCII letters, digits, '.', '_' and '-'", QuoteName(name))
 	}
 	return nil
+}
+
+// MaxGroupLength is the longest consumer group name the gateway accepts.
+const MaxGroupLength = 255
+
+// ValidateGroup reports whether name is a consumer group name the gateway
+// accepts: not empty, at most MaxGroupLength bytes. Kafka itself sets no
+// length limit.
+func ValidateGroup(name string) error {
+	switch {
+	case name == "":
+		return errorf(KindInvalid, "INVALID_SUBSCRIPTION", "group is empty: name the consumer group (streams of one group share the partitions)")
+	case len(name) > MaxGroupLength:
+		return errorf(KindInvalid, "INVALID_SUBSCRIPTION", "group is %d characters long; use at most %d", len(name), MaxGroupLength)
+	}
+	return nil
+}
+
+// maxQuoted is how much of a client-supplied name QuoteName shows.
+const maxQuoted = 256
+
+// QuoteName quotes a name a client chose (a topic, a group) for a message
+// or a log line: Go-quoted, and cut to its first 256 bytes (at a character
+// boundary) with its length, so that a huge name cannot make a huge
+// message or log line.
+func QuoteName(name string) string {
+	if len(name) <= maxQuoted {
+		return strconv.Quote(name)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(name[:cut]), len(name))
 }
 
 // legalTopicChars reports whether name has only the characters Kafka allows

@@ -48,6 +48,7 @@ func (k Kind) String() string {
 const (
 	ReasonQueueFull        = "PRODUCER_QUEUE_FULL"
 	ReasonBudgetExhausted  = "INFLIGHT_BUDGET_EXHAUSTED"
+	ReasonShareExhausted   = "INFLIGHT_SHARE_EXHAUSTED"
 	ReasonMessageTooLarge  = "MESSAGE_TOO_LARGE"
 	ReasonInvalidTopic     = "INVALID_TOPIC"
 	ReasonNoMessages       = "NO_MESSAGES"

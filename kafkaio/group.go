@@ -355,7 +355,7 @@ func (g *groupConsumer) applySentOf(s *Session) {
 func (g *groupConsumer) reconcileBudget() {
 	n, b := g.d.Held()
 	if want := b + int64(n)*recordOverhead; want < g.charged {
-		g.sub.budget.Release(g.charged - want)
+		g.sub.budget.Release("", g.charged-want)
 		g.charged = want
 	}
 }
@@ -431,7 +431,7 @@ func (g *groupConsumer) record(m *kafka.Message, now time.Time) error {
 		size += int64(len(h.Key) + len(h.Value))
 	}
 	cost := size + recordOverhead
-	if g.sub.budget.Acquire(cost) != nil {
+	if g.sub.budget.Acquire("", cost, now) != nil {
 		if next, ok := g.d.Next(tp); !ok || off >= next {
 			fs.budget = true
 			g.pauseAt(tp, fs, off)
@@ -454,7 +454,7 @@ func (g *groupConsumer) record(m *kafka.Message, now time.Time) error {
 		fs.refused = true
 		g.pauseAt(tp, fs, off)
 	}
-	g.sub.budget.Release(cost)
+	g.sub.budget.Release("", cost)
 	return nil
 }
 

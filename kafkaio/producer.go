@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -71,6 +72,12 @@ type ProducerConfig struct {
 	// yet acknowledged: keys, values and headers, plus 128 bytes per
 	// message for bookkeeping. Default 64 MiB.
 	MaxInflightBytes int64
+	// MaxInflightShare is the most of the in-flight budget one owner (a
+	// principal, see WithBudgetOwner) may hold while another owner is
+	// active: holds bytes in flight, or published or was refused within
+	// the last second. An owner alone may use the whole budget. Default
+	// MaxInflightBytes: owners are not told apart.
+	MaxInflightShare int64
 	// MaxMessageBytes is the largest message accepted (key, value and
 	// headers). Default 1,000,000 bytes.
 	MaxMessageBytes int64
@@ -109,6 +116,8 @@ func (c *ProducerConfig) validate() error {
 		return fmt.Errorf("max in-flight bytes %d is negative", c.MaxInflightBytes)
 	case c.MaxMessageBytes < 0:
 		return fmt.Errorf("max message bytes %d is negative", c.MaxMessageBytes)
+	case c.MaxInflightShare < 0:
+		return fmt.Errorf("max in-flight share %d is negative", c.MaxInflightShare)
 	case c.RetryAfter < 0:
 		return fmt.Errorf("retry-after %v is negative", c.RetryAfter)
 	}
@@ -140,7 +149,7 @@ type Producer struct {
 	queued   atomic.Int64   // the same messages, counted for Saturated
 	queueMax int64          // librdkafka's queue.buffering.max.messages
 	// What Saturated (and produce, for the budget) returns, made once.
-	queueFullErr, budgetSpentErr *Error
+	queueFullErr, budgetSpentErr, shareSpentErr *Error
 
 	topicsMu sync.Mutex
 	topics   map[string]topicMeta
@@ -177,7 +186,8 @@ func (b *batch) finish(n int32) {
 type delivery struct {
 	complete func(i int, r Result) // called once, on the delivery-report goroutine; must not block
 	i        int
-	size     int64 // counted against the budget
+	size     int64  // counted against the budget
+	owner    string // whose budget share size counts in
 	ts       time.Time
 }
 
@@ -212,12 +222,13 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
-		return nil, fmt.Errorf("creating Kafka producer: %w", err)
+		// librdkafka quotes the values of some refused properties.
+		return nil, fmt.Errorf("creating Kafka producer: %s", RedactSecrets(err.Error(), cfg.Kafka))
 	}
 	p := &Producer{
 		cfg:      cfg,
 		kp:       kp,
-		budget:   flowcontrol.NewBudget(cfg.MaxInflightBytes),
+		budget:   flowcontrol.NewBudget(flowcontrol.BudgetConfig{Limit: cfg.MaxInflightBytes, Share: cfg.MaxInflightShare}),
 		log:      cfg.Logger.With("component", "producer"),
 		topics:   make(map[string]topicMeta),
 		queueMax: librdkafkaQueueMax,
@@ -226,6 +237,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		Message: "the Kafka producer queue is full; retry after the delay in RetryInfo"}
 	p.budgetSpentErr = &Error{Kind: KindExhausted, Reason: ReasonBudgetExhausted, RetryAfter: cfg.RetryAfter,
 		Message: fmt.Sprintf("the gateway's in-flight budget (%d bytes) is spent; retry after the delay in RetryInfo", cfg.MaxInflightBytes)}
+	p.shareSpentErr = &Error{Kind: KindExhausted, Reason: ReasonShareExhausted, RetryAfter: cfg.RetryAfter,
+		Message: fmt.Sprintf("this principal holds its share (%d bytes) of the gateway's in-flight budget while other principals publish; retry after the delay in RetryInfo", p.budget.Share())}
 	if v, err := cm.Get("queue.buffering.max.messages", nil); err == nil && v != nil {
 		if n, err := strconv.ParseInt(fmt.Sprint(v), 10, 64); err == nil && n > 0 {
 			p.queueMax = n
@@ -256,7 +269,7 @@ func (p *Producer) deliveryLoop() {
 				r.Partition = e.TopicPartition.Partition
 				r.Offset = int64(e.TopicPartition.Offset)
 			}
-			p.budget.Release(d.size)
+			p.budget.Release(d.owner, d.size)
 			p.queued.Add(-1)
 			d.complete(d.i, r)
 			p.inflight.Done()
@@ -295,7 +308,7 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 	}
 	b := &batch{results: make([]Result, len(msgs)), done: make(chan struct{})}
 	b.remaining.Store(int32(len(msgs)))
-	produced, perr := p.produce(topic, msgs, sizes, b.complete)
+	produced, perr := p.produce(budgetOwner(ctx), topic, msgs, sizes, b.complete)
 	if perr != nil {
 		if produced == 0 {
 			return nil, perr
@@ -330,7 +343,7 @@ func (p *Producer) PublishAsync(ctx context.Context, topic string, m Message, do
 	if err != nil {
 		return err
 	}
-	if _, perr := p.produce(topic, msgs, sizes, func(_ int, r Result) { done(r) }); perr != nil {
+	if _, perr := p.produce(budgetOwner(ctx), topic, msgs, sizes, func(_ int, r Result) { done(r) }); perr != nil {
 		return perr
 	}
 	return nil
@@ -369,11 +382,11 @@ func (p *Producer) check(ctx context.Context, topic string, msgs []Message) ([]i
 	return sizes, nil
 }
 
-// produce reserves budget for msgs, all or nothing, and hands them to
-// librdkafka in order; complete is called for each one handed over. It
+// produce reserves owner's budget for msgs, all or nothing, and hands them
+// to librdkafka in order; complete is called for each one handed over. It
 // returns how many were handed over and, if not all, why the next one was
 // not (the reserve of the rest is returned).
-func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete func(int, Result)) (int, *Error) {
+func (p *Producer) produce(owner, topic string, msgs []Message, sizes []int64, complete func(int, Result)) (int, *Error) {
 	var total int64
 	for _, n := range sizes {
 		total += n + budgetOverhead
@@ -383,13 +396,14 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 	if p.closed {
 		return 0, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: publish through another instance or retry shortly")
 	}
-	if err := p.budget.Acquire(total); err != nil {
-		return 0, p.budgetSpentErr // shared: callers copy it before changing it
-	}
-	tp := kafka.TopicPartition{Topic: &topic}
 	// Delivery reports carry no timestamp, so the gateway sets CreateTime
 	// itself and reports that; Kafka keeps milliseconds.
-	now := time.Now().Truncate(time.Millisecond)
+	now := time.Now()
+	if err := p.budget.Acquire(owner, total, now); err != nil {
+		return 0, p.budgetError(err) // shared: callers copy it before changing it
+	}
+	now = now.Truncate(time.Millisecond)
+	tp := kafka.TopicPartition{Topic: &topic}
 	for i := range msgs {
 		m := &msgs[i]
 		tp.Partition = m.Partition
@@ -402,7 +416,7 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 			Key:            m.Key,
 			Value:          m.Value,
 			Timestamp:      ts,
-			Opaque:         &delivery{complete: complete, i: i, size: sizes[i] + budgetOverhead, ts: ts},
+			Opaque:         &delivery{complete: complete, i: i, size: sizes[i] + budgetOverhead, owner: owner, ts: ts},
 		}
 		if len(m.Headers) > 0 {
 			km.Headers = make([]kafka.Header, len(m.Headers))
@@ -419,7 +433,7 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 			for j := i; j < len(msgs); j++ {
 				unsent += sizes[j] + budgetOverhead
 			}
-			p.budget.Release(unsent)
+			p.budget.Release(owner, unsent)
 			perr := fromKafka(err, "publish to topic "+strconv.Quote(topic))
 			if perr.Kind == KindExhausted {
 				perr.RetryAfter = p.cfg.RetryAfter
@@ -434,21 +448,47 @@ func (p *Producer) produce(topic string, msgs []Message, sizes []int64, complete
 const librdkafkaQueueMax = 100_000
 
 // Saturated returns the *Error (KindExhausted) that Publish would return
-// for any message right now, or nil: when the producer's queue holds
-// queue.buffering.max.messages messages, or when less of the in-flight
-// budget is free than the smallest message counts (128 bytes) or than
-// 1/1024 of the budget, whichever is more. It reads two counters and
-// nothing else and allocates nothing, so that a server can refuse calls
-// with it before reading their requests. The *Error returned is shared by
-// all callers: do not modify it.
-func (p *Producer) Saturated() *Error {
+// now for any message of owner, or nil: when the producer's queue holds
+// queue.buffering.max.messages messages; when less of the in-flight budget
+// is free than the smallest message counts (128 bytes) or than 1/1024 of
+// the budget, whichever is more; or when owner holds its share of the
+// budget while another owner is active. It reads two counters, and takes
+// the budget's lock only when owners are told apart, and allocates
+// nothing, so that a server can refuse calls with it before reading their
+// requests. A refusal for want of room makes owner active (see
+// MaxInflightShare). The *Error returned is shared by all callers: do not
+// modify it.
+func (p *Producer) Saturated(owner string) *Error {
 	if p.queued.Load() >= p.queueMax {
 		return p.queueFullErr
 	}
-	if used := p.budget.Used(); used > 0 && p.budget.Limit()-used < max(budgetOverhead, p.budget.Limit()/1024) {
-		return p.budgetSpentErr
+	if err := p.budget.Check(owner, max(budgetOverhead, p.budget.Limit()/1024), time.Now()); err != nil {
+		return p.budgetError(err)
 	}
 	return nil
+}
+
+// budgetError is the *Error of a budget refusal.
+func (p *Producer) budgetError(err error) *Error {
+	if errors.Is(err, flowcontrol.ErrShareExhausted) {
+		return p.shareSpentErr
+	}
+	return p.budgetSpentErr
+}
+
+type budgetOwnerKey struct{}
+
+// WithBudgetOwner returns a context with which Publish and PublishAsync
+// count what they hold of the in-flight budget as owner's (a principal's),
+// for MaxInflightShare. Without it the owner is "", the gateway itself,
+// which is never held to a share.
+func WithBudgetOwner(ctx context.Context, owner string) context.Context {
+	return context.WithValue(ctx, budgetOwnerKey{}, owner)
+}
+
+func budgetOwner(ctx context.Context) string {
+	owner, _ := ctx.Value(budgetOwnerKey{}).(string)
+	return owner
 }
 
 // partitions returns the partition count of topic from a cache of at most

@@ -116,7 +116,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if _, err := kafkaConfig(cfg.Brokers, nil, cfg.Kafka, consumerGuards); err != nil {
 		return nil, err
 	}
-	return &Subscriber{cfg: cfg, budget: flowcontrol.NewBudget(cfg.MemoryBudget), log: cfg.Logger,
+	return &Subscriber{cfg: cfg, budget: flowcontrol.NewBudget(flowcontrol.BudgetConfig{Limit: cfg.MemoryBudget}), log: cfg.Logger,
 		groups: map[string]*groupConsumer{}, attached: map[*groupConsumer]int{}}, nil
 }
 
@@ -266,7 +266,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Se
 			delete(s.groups, key)
 			delete(s.attached, g)
 			s.mu.Unlock()
-			s.budget.Release(g.buffer)
+			s.budget.Release("", g.buffer)
 			return nil, g.startErr
 		}
 	} else {
@@ -325,7 +325,7 @@ func (s *Subscriber) newGroup(key string, cfg SubscriptionConfig) (*groupConsume
 		return nil, err
 	}
 	buffer := fetchBufferBytes(cm)
-	if s.budget.Used() >= s.budget.Limit() || s.budget.Acquire(buffer) != nil {
+	if s.budget.Used() >= s.budget.Limit() || s.budget.Acquire("", buffer, time.Now()) != nil {
 		return nil, s.budgetSpent()
 	}
 	log := s.log.With("component", "group-consumer", "group", cfg.Group)
@@ -637,7 +637,7 @@ func (g *groupConsumer) drainCommandsQuietly(now time.Time) {
 // budgetRelease gives back everything the consumer holds in the budget,
 // and zeroes its gauges.
 func (g *groupConsumer) budgetRelease() {
-	g.sub.budget.Release(g.buffer + g.charged)
+	g.sub.budget.Release("", g.buffer+g.charged)
 	g.charged, g.buffer = 0, 0
 	g.obs.Outstanding(-g.held)
 	g.held = 0

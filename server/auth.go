@@ -3,14 +3,15 @@ package server
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"path"
+	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 
-	"google.golang.org/grpc"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -29,21 +30,18 @@ const (
 	ActionSubscribe Action = "subscribe"
 )
 
-// Anonymous is the principal of calls when authentication is off.
+// Anonymous is the principal of calls when authentication is off. It is
+// reserved: no token and no certificate may name it.
 const Anonymous = "anonymous"
 
-// Auth authenticates callers and authorizes what they do. The zero value
-// (and a nil *Auth) lets everyone do everything as Anonymous.
-//
-// A caller is identified by a bearer token ("authorization: Bearer <t>"
-// metadata) found in Tokens, or else by the verified client certificate of
-// an mTLS connection (its subject common name, or its first DNS or URI
-// name). When Tokens is set or RequireIdentity is true, a call with neither
-// is UNAUTHENTICATED. Health checks and server reflection need no identity.
-//
-// Auth is safe for concurrent use.
-type Auth struct {
-	// Tokens maps bearer tokens to principals.
+// anyPrincipal in a rule matches every identified principal, never
+// Anonymous.
+const anyPrincipal = "*"
+
+// AuthConfig is what an Auth identifies and authorizes callers with.
+type AuthConfig struct {
+	// Tokens maps bearer tokens to principals. No principal may be
+	// Anonymous or "*".
 	Tokens map[string]string
 	// RequireIdentity refuses anonymous calls even without Tokens (set it
 	// with mTLS, where the TLS handshake already demands a certificate).
@@ -51,18 +49,50 @@ type Auth struct {
 	// Rules, when not nil, are the only permissions: a call is allowed when
 	// some rule matches, else PERMISSION_DENIED. nil allows everything.
 	Rules []Rule
-	// MaxStreams bounds each principal's open Subscribe and PublishStream
-	// streams; 0 means unbounded. Beyond it a new stream gets
-	// RESOURCE_EXHAUSTED.
-	MaxStreams int
-
-	mu      sync.Mutex
-	streams map[string]int
 }
 
-// Rule allows Principal ("*" for anyone identified) to do Action on the
-// topics matching Topic and, for subscribe, in the groups matching Group
-// (path.Match patterns, e.g. "orders.*"; an empty Group matches any group).
+// Auth authenticates callers and authorizes what they do. A nil *Auth lets
+// everyone do everything as Anonymous.
+//
+// A caller is identified by a bearer token ("authorization: Bearer <t>"
+// metadata) found in Tokens, or else by the verified client certificate of
+// an mTLS connection: its subject common name, else its first DNS name,
+// else its first URI. Tokens and certificates name principals in one name
+// space: a token of principal "alice" and a certificate for CN "alice" are
+// the same caller, with the same rules, groups and stream counts. When
+// Tokens is set or RequireIdentity is true, a call with neither is
+// UNAUTHENTICATED. Health checks and server reflection need no identity.
+//
+// Consumer groups have owners: a subscribe rule with a group pattern
+// allows the groups it matches; one without allows only the principal's
+// own groups, named after it: the principal's name itself, or its name, a
+// '.' and anything ("alice", "alice.billing"). Where two principals the
+// gateway knows of (from Tokens and Rules) could both claim a group that
+// way ("alice" and "alice.ops" for "alice.ops.audit"), the longer name
+// owns it.
+//
+// Auth is safe for concurrent use; Reload swaps its tokens and rules while
+// calls run.
+type Auth struct {
+	// identify is true when every call must be identified: Tokens were
+	// given, or RequireIdentity. Reload does not change it.
+	identify bool
+	policy   atomic.Pointer[policy]
+}
+
+// policy is an Auth's tokens and rules, replaced whole by Reload.
+type policy struct {
+	tokens map[[sha256.Size]byte]string // sha256 of the token -> principal
+	rules  []Rule                       // nil: everything allowed
+	// known are the principals named by tokens and rules, longest first:
+	// the candidate owners of a group (see Auth).
+	known []string
+}
+
+// Rule allows Principal ("*" for every identified principal, never
+// Anonymous) to do Action on the topics matching Topic and, for subscribe,
+// in the groups matching Group (path.Match patterns, e.g. "orders.*"; an
+// empty Group allows the principal's own groups, see Auth).
 type Rule struct {
 	Principal string
 	Action    Action
@@ -70,10 +100,73 @@ type Rule struct {
 	Group     string
 }
 
+// String is the rule as an ACL file line.
+func (r Rule) String() string {
+	return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", r.Principal, r.Action, r.Topic, r.Group))
+}
+
+// NewAuth returns an Auth for cfg, or an error saying what in cfg would
+// not work.
+func NewAuth(cfg AuthConfig) (*Auth, error) {
+	a := &Auth{identify: len(cfg.Tokens) > 0 || cfg.RequireIdentity}
+	if err := a.Reload(cfg.Tokens, cfg.Rules); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Reload replaces the tokens and rules; calls that start afterwards see the
+// new ones, and streams already open go on. On an error nothing changes.
+// Whether calls must be identified is fixed by NewAuth: tokens cannot be
+// emptied once given.
+func (a *Auth) Reload(tokens map[string]string, rules []Rule) error {
+	if old := a.policy.Load(); old != nil && (len(old.tokens) > 0) != (len(tokens) > 0) {
+		if len(tokens) == 0 {
+			return fmt.Errorf("no token left: tokens cannot be turned off while the gateway runs")
+		}
+		return fmt.Errorf("tokens cannot be turned on while the gateway runs: restart it with them")
+	}
+	p := &policy{tokens: make(map[[sha256.Size]byte]string, len(tokens)), rules: rules}
+	seen := map[string]bool{}
+	for tok, who := range tokens {
+		if err := checkPrincipalName(who); err != nil {
+			return fmt.Errorf("token principal: %w", err)
+		}
+		p.tokens[sha256.Sum256([]byte(tok))] = who
+		seen[who] = true
+	}
+	for _, r := range rules {
+		switch {
+		case r.Principal == Anonymous && a.identify:
+			return fmt.Errorf("rule %q names %s, but every caller must identify (tokens or client certificates): no call is anonymous", r, Anonymous)
+		case r.Principal == anyPrincipal && !a.identify:
+			return fmt.Errorf("rule %q names %q, which matches identified principals only, but this gateway identifies nobody (no tokens, no client CA): name %s instead", r, anyPrincipal, Anonymous)
+		case r.Principal != anyPrincipal:
+			seen[r.Principal] = true
+		}
+	}
+	for who := range seen {
+		p.known = append(p.known, who)
+	}
+	sort.Slice(p.known, func(i, j int) bool { return len(p.known[i]) > len(p.known[j]) })
+	a.policy.Store(p)
+	return nil
+}
+
+// checkPrincipalName refuses the names the gateway reserves.
+func checkPrincipalName(who string) error {
+	switch who {
+	case Anonymous:
+		return fmt.Errorf("%q is reserved for unauthenticated callers: name the principal otherwise", Anonymous)
+	case anyPrincipal:
+		return fmt.Errorf("%q is reserved (in rules it means every identified principal): name the principal otherwise", anyPrincipal)
+	}
+	return nil
+}
+
 type principalKey struct{}
 
-// Principal returns the caller's identity as set by Auth's interceptors, or
-// Anonymous.
+// Principal returns the caller's identity as Auth found it, or Anonymous.
 func Principal(ctx context.Context) string {
 	if p, ok := ctx.Value(principalKey{}).(string); ok {
 		return p
@@ -81,14 +174,50 @@ func Principal(ctx context.Context) string {
 	return Anonymous
 }
 
-func (a *Auth) enabled() bool { return a != nil && (len(a.Tokens) > 0 || a.RequireIdentity) }
+func withPrincipal(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, principalKey{}, who)
+}
+
+// identified reports whether ctx carries a principal Auth found.
+func identified(ctx context.Context) bool {
+	_, ok := ctx.Value(principalKey{}).(string)
+	return ok
+}
 
 // exempt lists the services that need no identity.
 func exempt(fullMethod string) bool {
 	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") || strings.HasPrefix(fullMethod, "/grpc.reflection.")
 }
 
-// authenticate finds the caller's principal.
+// The UNAUTHENTICATED statuses, made once: an unauthenticated flood is
+// refused without building one per call.
+var (
+	errNoIdentity = unauthenticated(ReasonNoIdentity,
+		`no identity: send "authorization: Bearer <token>" metadata or connect with a client certificate`)
+	errUnknownToken = unauthenticated(ReasonUnknownToken,
+		"the bearer token is not known to this gateway: check the token the operator issued")
+	errReservedPrincipal = unauthenticated(ReasonReservedPrincipal,
+		`the client certificate names a principal the gateway reserves ("anonymous" or "*"): ask for a certificate with another name`)
+)
+
+// ErrorInfo reasons of UNAUTHENTICATED.
+const (
+	ReasonNoIdentity        = "NO_IDENTITY"
+	ReasonUnknownToken      = "UNKNOWN_TOKEN"
+	ReasonReservedPrincipal = "RESERVED_PRINCIPAL"
+)
+
+func unauthenticated(reason, msg string) error {
+	st := status.New(codes.Unauthenticated, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// authenticate finds the caller's principal from ctx's metadata and peer.
+// It does not block and allocates little: it runs on the connection's
+// reader, before the request is read.
 func (a *Auth) authenticate(ctx context.Context) (string, error) {
 	if a == nil {
 		return Anonymous, nil
@@ -99,51 +228,100 @@ func (a *Auth) authenticate(ctx context.Context) (string, error) {
 			if !strings.EqualFold(scheme, "bearer") {
 				continue
 			}
-			for known, principal := range a.Tokens {
-				if subtle.ConstantTimeCompare([]byte(known), []byte(strings.TrimSpace(tok))) == 1 {
-					return principal, nil
-				}
+			if who, ok := a.policy.Load().tokens[sha256.Sum256([]byte(strings.TrimSpace(tok)))]; ok {
+				return who, nil
 			}
-			return "", status.Error(codes.Unauthenticated, "the bearer token is not known to this gateway: check the token the operator issued")
+			return "", errUnknownToken
 		}
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
 			c := ti.State.VerifiedChains[0][0]
+			who := ""
 			switch {
 			case c.Subject.CommonName != "":
-				return c.Subject.CommonName, nil
+				who = c.Subject.CommonName
 			case len(c.DNSNames) > 0:
-				return c.DNSNames[0], nil
+				who = c.DNSNames[0]
 			case len(c.URIs) > 0:
-				return c.URIs[0].String(), nil
+				who = c.URIs[0].String()
+			}
+			if checkPrincipalName(who) != nil {
+				return "", errReservedPrincipal
+			}
+			if who != "" {
+				return who, nil
 			}
 		}
 	}
-	if a.enabled() {
-		return "", status.Error(codes.Unauthenticated, "no identity: send \"authorization: Bearer <token>\" metadata or connect with a client certificate")
+	if a.identify {
+		return "", errNoIdentity
 	}
 	return Anonymous, nil
 }
 
-// authorize returns a KindPermission error unless the caller may do action
-// on topic (and, for subscribe, in group).
+// authorize returns an error unless the caller may do action on topic
+// (and, for subscribe, in group): a KindPermission error naming what is
+// missing, or, when there are rules, a KindInvalid one for a name Kafka
+// would refuse anyway, checked first, so that a huge name costs no more
+// than a short one.
 func (a *Auth) authorize(ctx context.Context, action Action, topic, group string) *kafkaio.Error {
-	if a == nil || a.Rules == nil {
+	if a == nil {
 		return nil
 	}
+	p := a.policy.Load()
+	if p.rules == nil {
+		return nil // kafkaio checks the names, saying which field is wrong
+	}
+	if err := kafkaio.ValidateTopic(topic); err != nil {
+		return err.(*kafkaio.Error)
+	}
+	if action == ActionSubscribe {
+		if err := kafkaio.ValidateGroup(group); err != nil {
+			return err.(*kafkaio.Error)
+		}
+	}
 	who := Principal(ctx)
-	for _, r := range a.Rules {
-		if (r.Principal == "*" || r.Principal == who) && r.Action == action && match(r.Topic, topic) && (action != ActionSubscribe || r.Group == "" || match(r.Group, group)) {
+	for _, r := range p.rules {
+		if (r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) && r.Action == action && match(r.Topic, topic) &&
+			(action != ActionSubscribe || (r.Group == "" && p.owns(who, group)) || (r.Group != "" && match(r.Group, group))) {
 			return nil
 		}
 	}
-	what := fmt.Sprintf("%s topic %q", action, topic)
+	what := fmt.Sprintf("%s topic %s", action, kafkaio.QuoteName(topic))
+	hint := "ask the gateway's operator for a rule"
 	if action == ActionSubscribe {
-		what += fmt.Sprintf(" in group %q", group)
+		what += " in group " + kafkaio.QuoteName(group)
+		hint = fmt.Sprintf("its own groups are %s and %s followed by '.' and anything; for another group, ask the gateway's operator for a rule naming it",
+			kafkaio.QuoteName(who), kafkaio.QuoteName(who))
 	}
-	return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: "NOT_ALLOWED",
-		Message: fmt.Sprintf("principal %q may not %s: ask the gateway's operator for a rule", who, what)}
+	return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: ReasonNotAllowed,
+		Message: fmt.Sprintf("principal %s may not %s: %s", kafkaio.QuoteName(who), what, hint)}
+}
+
+// ReasonNotAllowed is the ErrorInfo reason of PERMISSION_DENIED when no
+// ACL rule allows the call.
+const ReasonNotAllowed = "NOT_ALLOWED"
+
+// owns reports whether group is one of who's own groups: who, or who + "."
+// + anything, unless a longer known principal claims it the same way.
+func (p *policy) owns(who, group string) bool {
+	if !namedAfter(group, who) {
+		return false
+	}
+	for _, other := range p.known { // longest first
+		if len(other) <= len(who) {
+			break
+		}
+		if namedAfter(group, other) {
+			return false
+		}
+	}
+	return true
+}
+
+func namedAfter(group, who string) bool {
+	return group == who || (strings.HasPrefix(group, who) && len(group) > len(who) && group[len(who)] == '.')
 }
 
 func match(pattern, name string) bool {
@@ -151,77 +329,17 @@ func match(pattern, name string) bool {
 	return err == nil && ok
 }
 
-// UnaryInterceptor authenticates unary calls.
-func (a *Auth) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if exempt(info.FullMethod) {
-			return handler(ctx, req)
-		}
-		who, err := a.authenticate(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return handler(context.WithValue(ctx, principalKey{}, who), req)
-	}
-}
-
-// StreamInterceptor authenticates streams and enforces MaxStreams.
-func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if exempt(info.FullMethod) {
-			return handler(srv, ss)
-		}
-		who, err := a.authenticate(ss.Context())
-		if err != nil {
-			return err
-		}
-		if release, err := a.openStream(who); err != nil {
-			return err
-		} else {
-			defer release()
-		}
-		return handler(srv, &ctxStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), principalKey{}, who)})
-	}
-}
-
-func (a *Auth) openStream(who string) (release func(), err error) {
-	if a == nil || a.MaxStreams <= 0 {
-		return func() {}, nil
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.streams == nil {
-		a.streams = map[string]int{}
-	}
-	if a.streams[who] >= a.MaxStreams {
-		return nil, toStatus(&kafkaio.Error{Kind: kafkaio.KindExhausted, Reason: "TOO_MANY_STREAMS",
-			Message: fmt.Sprintf("principal %q has %d streams open, the most this gateway allows: close one first", who, a.MaxStreams)})
-	}
-	a.streams[who]++
-	return func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.streams[who]--; a.streams[who] == 0 {
-			delete(a.streams, who)
-		}
-	}, nil
-}
-
-// ctxStream is a ServerStream with a context of its own.
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *ctxStream) Context() context.Context { return s.ctx }
-
 // ParseTokens reads a token file: one "principal token" pair per line;
-// blank lines and lines starting with '#' are ignored.
+// blank lines and lines starting with '#' are ignored. The principals
+// "anonymous" and "*" are refused.
 func ParseTokens(r io.Reader) (map[string]string, error) {
 	tokens := map[string]string{}
 	err := eachLine(r, func(n int, f []string) error {
 		if len(f) != 2 {
 			return fmt.Errorf("line %d: want \"principal token\", got %d fields", n, len(f))
+		}
+		if err := checkPrincipalName(f[0]); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 		if _, dup := tokens[f[1]]; dup {
 			return fmt.Errorf("line %d: the same token is given twice", n)

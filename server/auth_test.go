@@ -2,16 +2,9 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -24,56 +17,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/server"
 )
 
-// testCA issues certificates for a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t testing.TB) *testCA {
+func newAuth(t testing.TB, cfg server.AuthConfig) *server.Auth {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	a, err := server.NewAuth(cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("NewAuth: %v", err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kgate test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue returns a certificate for cn, valid for 127.0.0.1 when server.
-func (ca *testCA) issue(t testing.TB, cn string, server bool) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return a
 }
 
 func bearer(ctx context.Context, token string) context.Context {
@@ -87,19 +42,19 @@ func TestMTLSIdentifiesClientsAndACLsLimitThem(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	orders := kafkatest.CreateTopic(t, brokers, "orders", 1)
 	secret := kafkatest.CreateTopic(t, brokers, "secret", 1)
-	ca := newCA(t)
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "gateway", true)}, ClientCAs: ca.pool,
+	ca := gatewaytest.NewCA(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "gateway", true)}, ClientCAs: ca.Pool,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	alice := ca.issue(t, "alice", false)
+	alice := ca.Issue(t, "alice", false)
 	rules := []server.Rule{
 		{Principal: "alice", Action: server.ActionPublish, Topic: "orders-*"},
 		{Principal: "alice", Action: server.ActionSubscribe, Topic: "orders-*", Group: "billing-*"},
 	}
 	gw := startGatewayWith(t, kafkaProducer(brokers), security{
-		auth:       &server.Auth{RequireIdentity: true, Rules: rules},
+		auth:       newAuth(t, server.AuthConfig{RequireIdentity: true, Rules: rules}),
 		serverOpts: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(serverTLS))},
 		dialOpts: []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: ca.pool, Certificates: []tls.Certificate{alice}, MinVersion: tls.VersionTLS12}))},
+			RootCAs: ca.Pool, Certificates: []tls.Certificate{alice}, MinVersion: tls.VersionTLS12}))},
 	})
 	ctx := testContext(t, 30*time.Second)
 	msg := []*kgatev1.Message{{Value: []byte("x")}}
@@ -124,7 +79,7 @@ func TestMTLSIdentifiesClientsAndACLsLimitThem(t *testing.T) {
 	}
 
 	// Without a client certificate the TLS handshake fails: nothing runs.
-	noCert, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12})))
+	noCert, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +94,8 @@ func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) 
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.CreateTopic(t, brokers, "tokens", 1)
 	gw := startGatewayWith(t, kafkaProducer(brokers), security{
-		auth: &server.Auth{Tokens: map[string]string{"s3cret": "svc-a"}, MaxStreams: 2},
+		auth:    newAuth(t, server.AuthConfig{Tokens: map[string]string{"s3cret": "svc-a"}}),
+		streams: server.StreamLimits{SubscribePerPrincipal: 2},
 	})
 	ctx := testContext(t, 30*time.Second)
 	req := &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}}
@@ -183,7 +139,7 @@ func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) 
 		switch s := status.Convert(err); {
 		case i < 2 && err != nil:
 			t.Fatalf("stream %d of 2: %v", i+1, err)
-		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 streams open")):
+		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 Subscribe streams open")):
 			t.Fatalf("third stream: %v %q, want ResourceExhausted", s.Code(), s.Message())
 		}
 	}

@@ -45,21 +45,31 @@ func (l callLog) finished(ctx context.Context, fullMethod string, start time.Tim
 		return
 	}
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	attrs := make([]slog.Attr, 0, 7)
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs,
 		slog.String("grpc.service", service),
 		slog.String("grpc.method", method),
 		slog.String("grpc.code", code.String()),
 		slog.Float64("grpc.time_ms", float64(time.Since(start).Microseconds())/1000),
-		slog.String("request_id", RequestID(ctx)))
+		slog.String("request_id", RequestID(ctx)),
+		slog.String("principal", callPrincipal(ctx)))
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer.address", p.Addr.String()))
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("grpc.error", status.Convert(err).Message()))
+		msg := status.Convert(err).Message()
+		if len(msg) > maxLoggedError {
+			msg = msg[:maxLoggedError] + "… (cut)"
+		}
+		attrs = append(attrs, slog.String("grpc.error", msg))
 	}
 	l.log.LogAttrs(ctx, lvl, "finished call", attrs...)
 }
+
+// maxLoggedError bounds the error message of a call log line. Messages
+// quote client-supplied names cut to 256 bytes already; this bounds what
+// else a message might carry.
+const maxLoggedError = 1024
 
 // codeToLevel is the log level of a finished call by its status code:
 // successful and cancelled calls at debug (at info they would cost a

@@ -84,6 +84,8 @@ func FuzzToKafkaMessage(f *testing.F) {
 		{Timestamp: &timestamppb.Timestamp{Seconds: -62135596801}},
 		{Timestamp: &timestamppb.Timestamp{Nanos: 2e9}},
 		{Headers: []*kgatev1.Header{{Key: "a"}, {Key: "", Value: []byte{0}}}},
+		{Headers: []*kgatev1.Header{{Key: "kgate.dlq.topic", Value: []byte("forged")}}},
+		{Headers: []*kgatev1.Header{{Key: "KGate.x"}, {Key: "kgate"}}},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -97,6 +99,19 @@ func FuzzToKafkaMessage(f *testing.F) {
 			return
 		}
 		km, err := toKafkaMessage("messages[0]", &m)
+		reserved := false
+		for _, h := range m.GetHeaders() {
+			k := []byte(h.GetKey()) // "kgate." in any ASCII case
+			for i := 0; i < len(k) && i < 6; i++ {
+				if 'A' <= k[i] && k[i] <= 'Z' {
+					k[i] += 'a' - 'A'
+				}
+			}
+			reserved = reserved || strings.HasPrefix(string(k), "kgate.")
+		}
+		if reserved && err == nil {
+			t.Fatalf("toKafkaMessage(%v) accepted a header of the gateway's own", &m)
+		}
 		if err != nil {
 			if kafkaio.KindOf(err) != kafkaio.KindInvalid || codeOf(err) != codes.InvalidArgument {
 				t.Fatalf("toKafkaMessage(%v) = %v, want an invalid-argument error", &m, err)
@@ -112,6 +127,47 @@ func FuzzToKafkaMessage(f *testing.F) {
 		for i, h := range m.GetHeaders() {
 			if km.Headers[i].Key != h.GetKey() || string(km.Headers[i].Value) != string(h.GetValue()) {
 				t.Fatalf("header %d changed: %+v", i, km.Headers[i])
+			}
+		}
+	})
+}
+
+// FuzzKeepMessages: for any bytes that decode as a PublishRequest, the
+// request keepMessages leaves decodes too, with the same topic and the
+// first keep messages (all of them when there are no more).
+func FuzzKeepMessages(f *testing.F) {
+	for _, r := range []*kgatev1.PublishRequest{
+		{Topic: "t", Messages: []*kgatev1.Message{{Value: []byte("a")}, {Key: []byte("k")}, {}}},
+		{Messages: []*kgatev1.Message{{Headers: []*kgatev1.Header{{Key: "h"}}}}},
+		{Topic: "only"},
+	} {
+		b, err := proto.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint8(1))
+		f.Add(append(b, 0x0a, 0x01, 'z'), uint8(0)) // a second topic field, after the messages
+	}
+	f.Add([]byte{0x12, 0x00, 0x12, 0x00, 0x12}, uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, keep uint8) {
+		var whole kgatev1.PublishRequest
+		if proto.Unmarshal(b, &whole) != nil {
+			return
+		}
+		var cut kgatev1.PublishRequest
+		if err := proto.Unmarshal(keepMessages(b, int(keep)), &cut); err != nil {
+			t.Fatalf("keepMessages(%x, %d) does not decode: %v", b, keep, err)
+		}
+		want := whole.GetMessages()
+		if len(want) > int(keep) {
+			want = want[:keep]
+		}
+		if cut.GetTopic() != whole.GetTopic() || len(cut.GetMessages()) != len(want) {
+			t.Fatalf("keepMessages(%x, %d): topic %q, %d messages; want %q, %d", b, keep, cut.GetTopic(), len(cut.GetMessages()), whole.GetTopic(), len(want))
+		}
+		for i := range want {
+			if !proto.Equal(cut.GetMessages()[i], want[i]) {
+				t.Fatalf("keepMessages(%x, %d): message %d is %v, want %v", b, keep, i, cut.GetMessages()[i], want[i])
 			}
 		}
 	})

@@ -39,6 +39,12 @@ type Config struct {
 	// Auth authenticates and authorizes calls; nil lets everyone do
 	// everything.
 	Auth *Auth
+	// Streams bounds the open streams, per principal and gateway-wide.
+	Streams StreamLimits
+	// MaxPublishMessages bounds the messages of one Publish request; more
+	// are INVALID_ARGUMENT, and cost no more to decode than that many.
+	// Default DefaultMaxPublishMessages.
+	MaxPublishMessages int
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
@@ -46,6 +52,12 @@ type Config struct {
 // interceptors. A panic in a
 // handler is logged with its stack and answered with a generic INTERNAL
 // error: no stack trace reaches the client.
+//
+// Before a call's request is read, its tap (grpc-go's InTapHandle, run on
+// the connection's reader) authenticates it and, for unary Publish, refuses
+// it while the publisher is full. Then the interceptors run, in order:
+// request id and call log, gRPC metrics, authentication of calls no tap
+// saw (transports without taps), stream bounds, panic recovery.
 func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	log := cfg.Logger
 	if log == nil {
@@ -63,15 +75,21 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
 		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
 	}
-	unary = append(unary, cfg.Auth.UnaryInterceptor(), recovery.UnaryServerInterceptor(recoverOpts...))
-	stream = append(stream, cfg.Auth.StreamInterceptor(), recovery.StreamServerInterceptor(recoverOpts...))
+	unary = append(unary, cfg.Auth.unaryInterceptor, recovery.UnaryServerInterceptor(recoverOpts...))
+	stream = append(stream, cfg.Auth.streamInterceptor, newStreamCounter(cfg.Streams).interceptor, recovery.StreamServerInterceptor(recoverOpts...))
+	authenticate := &authTap{auth: cfg.Auth, metrics: cfg.Metrics, log: log}
+	if cfg.MaxPublishMessages <= 0 {
+		cfg.MaxPublishMessages = DefaultMaxPublishMessages
+	}
+	cfg.Publisher.maxMessages = cfg.MaxPublishMessages
 	opts = append([]grpc.ServerOption{
+		// Publish requests bounded while decoded, stream requests that do
+		// not decode answered by their handlers (see requestCodec).
+		codecOption(cfg.MaxPublishMessages),
 		// Stop and GracefulStop return only after every handler returned,
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
-		// Stream handlers see requests that do not decode (see requestCodec).
-		codecOption(),
-		grpc.InTapHandle(cfg.Publisher.admit),
+		grpc.InTapHandle(tapChain(authenticate.handle, cfg.Publisher.admit)),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, opts...)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -60,15 +61,23 @@ func startGateway(t testing.TB, cfg kafkaio.ProducerConfig, subOpts ...func(*kaf
 // (TLS credentials, limits) and the client's dial options (defaults to
 // plaintext).
 type security struct {
-	auth       *server.Auth
-	serverOpts []grpc.ServerOption
-	dialOpts   []grpc.DialOption
+	auth     *server.Auth
+	streams  server.StreamLimits
+	listener func(net.Listener, *server.Metrics) net.Listener
+	// maxPublishMessages bounds a Publish request (zero: the default).
+	maxPublishMessages int
+	metrics            []server.MetricsOption
+	serverOpts         []grpc.ServerOption
+	dialOpts           []grpc.DialOption
 }
 
 func startGatewayWith(t testing.TB, cfg kafkaio.ProducerConfig, sec security, subOpts ...func(*kafkaio.SubscriberConfig)) *gateway {
 	t.Helper()
-	cfg.Logger = testLogger(t)
-	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	g := gatewaytest.Start(t, gatewaytest.Options{Producer: cfg, Subscriber: subOpts, Auth: sec.auth,
+		Streams: sec.streams, Listener: sec.listener, MaxPublishMessages: sec.maxPublishMessages, Metrics: sec.metrics, ServerOptions: sec.serverOpts, DialOptions: sec.dialOpts})
 	return &gateway{addr: g.Addr, conn: g.Conn, prod: g.Producer, health: g.Health, pub: g.Pub, sub: g.Sub, subs: g.Subscribers, ksub: g.Subscriber,
 		brokers: cfg.Brokers, pubsShutdown: g.Publishers.Shutdown, metrics: g.Metrics}
 }

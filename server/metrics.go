@@ -15,15 +15,25 @@ import (
 // Metrics are kgate's Prometheus metrics, registered in their own registry.
 // It implements kafkaio.Observer. All methods are safe for concurrent use;
 // a nil *Metrics records nothing.
+//
+// Series labelled with a consumer group go through groups (forGroup), which
+// bounds how many groups are labelled at once and deletes a group's series
+// some time after its last stream ended; add a new group-labelled series
+// to groups.track in NewMetrics and record it in a forGroup callback.
 type Metrics struct {
 	Registry *prometheus.Registry
 	grpc     *grpcprom.ServerMetrics
+	groups   *groupLabels
 
 	publishSeconds                  *prometheus.HistogramVec
 	publishMessages                 *prometheus.CounterVec
 	rejections                      *prometheus.CounterVec
 	refusedCalls                    *prometheus.CounterVec
 	refusedQueueFull, refusedBudget prometheus.Counter
+	refusedShare                    prometheus.Counter
+	unauthCalls                     *prometheus.CounterVec
+	connectionsOpen                 prometheus.Gauge
+	connectionsRefused              prometheus.Counter
 	streams                         *prometheus.GaugeVec
 	outstanding                     prometheus.Gauge
 	paused                          *prometheus.GaugeVec
@@ -64,13 +74,46 @@ type ProducerStats interface {
 	InflightLimit() int64
 }
 
+// MetricsOption configures NewMetrics.
+type MetricsOption interface{ apply(*metricsConfig) }
+
+type metricsConfig struct {
+	maxGroups   int
+	groupLinger time.Duration
+	now         func() time.Time
+}
+
+type metricsOptionFunc func(*metricsConfig)
+
+func (f metricsOptionFunc) apply(c *metricsConfig) { f(c) }
+
+// WithGroupSeries bounds the consumer groups labelled in the metrics at
+// once to max (default 100; the others' counters are added up under group
+// "_other"), and deletes a group's series linger after its last Subscribe
+// stream ended (default 5 minutes). Values ≤ 0 keep the defaults.
+func WithGroupSeries(max int, linger time.Duration) MetricsOption {
+	return metricsOptionFunc(func(c *metricsConfig) {
+		if max > 0 {
+			c.maxGroups = max
+		}
+		if linger > 0 {
+			c.groupLinger = linger
+		}
+	})
+}
+
 // NewMetrics registers kgate's metrics, the standard gRPC server metrics,
 // and Go runtime and process metrics. prod may be nil.
-func NewMetrics(prod ProducerStats) *Metrics {
+func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
+	cfg := metricsConfig{maxGroups: DefaultMetricsMaxGroups, groupLinger: DefaultMetricsGroupLinger, now: time.Now}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &Metrics{
 		Registry: reg,
+		groups:   newGroupLabels(cfg.maxGroups, cfg.groupLinger, cfg.now),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}))),
 		publishSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -86,6 +129,15 @@ func NewMetrics(prod ProducerStats) *Metrics {
 		refusedCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kgate_publish_refused_calls_total", Help: "Publish calls refused with RESOURCE_EXHAUSTED before their request was read (producer queue or in-flight budget full), by reason.",
 		}, []string{"reason"}),
+		unauthCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_unauthenticated_calls_total", Help: "Calls refused with UNAUTHENTICATED before their request was read, by reason (NO_IDENTITY, UNKNOWN_TOKEN, RESERVED_PRINCIPAL).",
+		}, []string{"reason"}),
+		connectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kgate_connections", Help: "Open client connections of the gRPC port.",
+		}),
+		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kgate_refused_connections_total", Help: "Client connections closed at once because the gateway held --max-connections.",
+		}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kgate_streams", Help: "Open streams, by RPC.",
 		}, []string{"rpc"}),
@@ -120,13 +172,16 @@ func NewMetrics(prod ProducerStats) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.streams,
+	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams,
 		m.outstanding, m.paused, m.redeliveries, m.rebalances, m.stalled, m.stallRecoveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), sweeper{m.groups}} {
 		f(c)
 	}
+	m.groups.track(m.paused.MetricVec, m.redeliveries.MetricVec, m.rebalances.MetricVec, m.stalled.MetricVec, m.stallRecoveries.MetricVec,
+		m.deadLetters.MetricVec, m.ignoredAcks.MetricVec, m.commits.MetricVec, m.lag.MetricVec)
 	m.refusedQueueFull = m.refusedCalls.WithLabelValues(kafkaio.ReasonQueueFull)
 	m.refusedBudget = m.refusedCalls.WithLabelValues(kafkaio.ReasonBudgetExhausted)
+	m.refusedShare = m.refusedCalls.WithLabelValues(kafkaio.ReasonShareExhausted)
 	if prod != nil {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kgate_producer_queue_messages", Help: "Messages in the Kafka producer's queue (not yet acknowledged)."},
 			func() float64 { return float64(prod.QueueMessages()) }))
@@ -156,14 +211,34 @@ func (m *Metrics) messages(code codes.Code, reason string, n int) {
 
 func (m *Metrics) refused(reason string) {
 	if m != nil {
-		switch reason { // the two reasons Saturated gives, without a label lookup
+		switch reason { // the reasons Saturated gives, without a label lookup
 		case kafkaio.ReasonQueueFull:
 			m.refusedQueueFull.Inc()
 		case kafkaio.ReasonBudgetExhausted:
 			m.refusedBudget.Inc()
+		case kafkaio.ReasonShareExhausted:
+			m.refusedShare.Inc()
 		default:
 			m.refusedCalls.WithLabelValues(reason).Inc()
 		}
+	}
+}
+
+func (m *Metrics) unauthenticated(reason string) {
+	if m != nil {
+		m.unauthCalls.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) connections(delta float64) {
+	if m != nil {
+		m.connectionsOpen.Add(delta)
+	}
+}
+
+func (m *Metrics) refusedConnection() {
+	if m != nil {
+		m.connectionsRefused.Inc()
 	}
 }
 
@@ -173,45 +248,65 @@ func (m *Metrics) stream(rpc string, delta float64) {
 	}
 }
 
+// forGroup calls record with the label value of group (see groupLabels):
+// own is false when the group is counted under OtherGroups, where gauges
+// must not be set. Every series labelled with a group records through it.
+func (m *Metrics) forGroup(group string, record func(label string, own bool)) {
+	m.groups.observe(group, record)
+}
+
+// groupStreamOpened keeps group's label while its Subscribe stream is
+// open: call the returned func when the stream ends.
+func (m *Metrics) groupStreamOpened(group string) (ended func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.groups.streamOpened(group)
+}
+
 // Redelivered implements kafkaio.Observer.
 func (m *Metrics) Redelivered(group, reason string) {
 	if m != nil {
-		m.redeliveries.WithLabelValues(group, reason).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.redeliveries.WithLabelValues(g, reason).Inc() })
 	}
 }
 
 // Rebalanced implements kafkaio.Observer.
 func (m *Metrics) Rebalanced(group string) {
 	if m != nil {
-		m.rebalances.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.rebalances.WithLabelValues(g).Inc() })
 	}
 }
 
 // Stalled implements kafkaio.Observer.
 func (m *Metrics) Stalled(group string, delta int) {
 	if m != nil {
-		m.stalled.WithLabelValues(group).Add(float64(delta))
+		m.forGroup(group, func(g string, own bool) {
+			if own { // one gauge for many groups would mean nothing
+				m.stalled.WithLabelValues(g).Add(float64(delta))
+			}
+		})
 	}
 }
 
 // StallRecovered implements kafkaio.Observer.
 func (m *Metrics) StallRecovered(group string) {
 	if m != nil {
-		m.stallRecoveries.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.stallRecoveries.WithLabelValues(g).Inc() })
 	}
 }
 
 // DeadLettered implements kafkaio.Observer.
 func (m *Metrics) DeadLettered(group string) {
 	if m != nil {
-		m.deadLetters.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.deadLetters.WithLabelValues(g).Inc() })
 	}
 }
 
 // IgnoredAck implements kafkaio.Observer.
 func (m *Metrics) IgnoredAck(group string) {
 	if m != nil {
-		m.ignoredAcks.WithLabelValues(group).Inc()
+		m.forGroup(group, func(g string, _ bool) { m.ignoredAcks.WithLabelValues(g).Inc() })
 	}
 }
 
@@ -224,7 +319,7 @@ func (m *Metrics) Committed(group string, ok bool) {
 	if !ok {
 		result = "failed"
 	}
-	m.commits.WithLabelValues(group, result).Inc()
+	m.forGroup(group, func(g string, _ bool) { m.commits.WithLabelValues(g, result).Inc() })
 }
 
 // Outstanding implements kafkaio.Observer.
@@ -237,7 +332,11 @@ func (m *Metrics) Outstanding(delta int) {
 // Paused implements kafkaio.Observer.
 func (m *Metrics) Paused(group string, delta int) {
 	if m != nil {
-		m.paused.WithLabelValues(group).Add(float64(delta))
+		m.forGroup(group, func(g string, own bool) {
+			if own {
+				m.paused.WithLabelValues(g).Add(float64(delta))
+			}
+		})
 	}
 }
 
@@ -247,11 +346,15 @@ func (m *Metrics) Lag(group string, tp kafkaio.TopicPartition, lag int64) {
 		return
 	}
 	p := strconv.Itoa(int(tp.Partition))
-	if lag < 0 {
-		m.lag.DeleteLabelValues(group, tp.Topic, p)
-		return
-	}
-	m.lag.WithLabelValues(group, tp.Topic, p).Set(float64(lag))
+	m.forGroup(group, func(g string, own bool) {
+		switch {
+		case !own: // one gauge for many groups would mean nothing
+		case lag < 0:
+			m.lag.DeleteLabelValues(g, tp.Topic, p)
+		default:
+			m.lag.WithLabelValues(g, tp.Topic, p).Set(float64(lag))
+		}
+	})
 }
 
 var _ kafkaio.Observer = (*Metrics)(nil)

@@ -15,6 +15,8 @@ import (
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/internal/kafkatest"
+	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/server"
 )
 
 // scrape fetches /metrics as Prometheus would and returns each sample line
@@ -136,5 +138,72 @@ func TestMetricsMoveWithPublishAndSubscribe(t *testing.T) {
 		held, _ := sum(m, "kgate_subscribe_outstanding_records")
 		_, lag := sum(m, "kgate_subscribe_lag_records", `group="`+group+`"`)
 		return streams == 0 && held == 0 && !lag
+	})
+}
+
+// TestThrowawayGroupsLeaveNoSeriesBehind: 30 groups in three rounds of 10
+// at once, each with one stream that acks a bad id (a group-labelled
+// counter) and ends. With room for 5 group labels, no more than 5 groups
+// are ever labelled (the others are counted under "_other"), and once the
+// streams ended and the linger passed no series names any of them.
+func TestThrowawayGroupsLeaveNoSeriesBehind(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "throwaway", 1)
+	// A short linger: each group's consumer leaves (and gives its share of
+	// the subscription budget back) soon after its stream ended.
+	gw := startGatewayWith(t, kafkaProducer(brokers), security{metrics: []server.MetricsOption{server.WithGroupSeries(5, 500*time.Millisecond)}},
+		func(s *kafkaio.SubscriberConfig) { s.Linger = 100 * time.Millisecond })
+	publishN(t, gw, topic, 1, nil)
+	groups := map[string]bool{}
+	labelled := func(m map[string]float64) map[string]bool {
+		out := map[string]bool{}
+		for k := range m {
+			if !strings.HasPrefix(k, "kgate_subscribe_") {
+				continue
+			}
+			if _, rest, ok := strings.Cut(k, `group="`); ok {
+				out[rest[:strings.IndexByte(rest, '"')]] = true
+			}
+		}
+		return out
+	}
+	most := 0
+	for range 3 {
+		var streams []*stream
+		for range 10 {
+			group := kafkatest.Name("throwaway-g")
+			groups[group] = true
+			s := openStream(t, gw, earliest([]string{topic}, group))
+			s.Ack("not-an-ack-id", s.Next(30*time.Second).AckId)
+			streams = append(streams, s)
+		}
+		kafkatest.Eventually(t, 10*time.Second*timeoutScale, "the bad ack ids are counted", func() bool {
+			samples := gatherSamples(t, gw)
+			l := labelled(samples)
+			delete(l, "_other")
+			most = max(most, len(l))
+			n, _ := sum(samples, "kgate_subscribe_ignored_acks_total")
+			return n >= 10
+		})
+		for _, s := range streams {
+			if err := s.End(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if most > 5 {
+		t.Errorf("%d groups labelled at once, want at most 5", most)
+	}
+	if n, _ := sum(gatherSamples(t, gw), "kgate_subscribe_ignored_acks_total", `group="_other"`); n < 5 {
+		t.Errorf("%v ignored acks counted under group _other, want those of the groups without a label", n)
+	}
+	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "no series names a throwaway group once the linger passed", func() bool {
+		for g := range labelled(gatherSamples(t, gw)) {
+			if groups[g] {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -121,6 +121,7 @@ func (s *PublisherService) PublishStream(stream kgatev1.Publisher_PublishStreamS
 // returns why: io.EOF after a half-close, or a status error.
 func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.Publisher_PublishStreamServer,
 	out *outbox[*kgatev1.PublishStreamResponse], pending *atomic.Int64) error {
+	owned := kafkaio.WithBudgetOwner(ctx, Principal(ctx))
 	for {
 		req := new(kgatev1.PublishStreamRequest)
 		if err := recvDecoded(stream, req, "every string field (correlation_id, topic, header keys) must be valid UTF-8"); err != nil {
@@ -152,7 +153,7 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 		default:
 		}
 		pending.Add(1)
-		err = s.pub.PublishAsync(ctx, req.GetTopic(), m, func(r kafkaio.Result) {
+		err = s.pub.PublishAsync(owned, req.GetTopic(), m, func(r kafkaio.Result) {
 			respond(&r)
 			pending.Add(-1)
 			// Wake the sender again: it may be waiting for pending to reach 0.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,12 +35,14 @@ type Publisher interface {
 }
 
 // Saturation is implemented by Publishers that can tell, cheaply, that any
-// message would be refused for capacity right now (*kafkaio.Producer does).
-// The service then refuses Publish calls before their requests are read.
+// message of a principal would be refused for capacity right now
+// (*kafkaio.Producer does). The service then refuses Publish calls before
+// their requests are read.
 type Saturation interface {
-	// Saturated returns the KindExhausted error any message would get now,
-	// or nil. It must not block: it runs on the connection's reader.
-	Saturated() *kafkaio.Error
+	// Saturated returns the KindExhausted error any message of principal
+	// would get now, or nil. It must not block: it runs on the
+	// connection's reader.
+	Saturated(principal string) *kafkaio.Error
 }
 
 // PublisherService implements kgate.v1.Publisher.
@@ -53,6 +56,9 @@ type PublisherService struct {
 	refusals sync.Map
 	metrics  *Metrics
 	auth     *Auth // set by NewGRPCServer
+	// maxMessages bounds a Publish request's messages (0: no bound); set
+	// by NewGRPCServer, whose codec decodes no more than one beyond it.
+	maxMessages int
 
 	shutdown     chan struct{} // closed by Shutdown
 	shutdownOnce sync.Once
@@ -67,8 +73,9 @@ func NewPublisherService(pub Publisher, m *Metrics) *PublisherService {
 	return s
 }
 
-// admit is the gRPC server's InTapHandle. While the publisher is saturated
-// it refuses unary Publish calls with the RESOURCE_EXHAUSTED status (with
+// admit is the second of the gRPC server's taps, after authentication.
+// While the publisher is saturated for the caller's principal it refuses
+// unary Publish calls with the RESOURCE_EXHAUSTED status (with
 // RetryInfo and ErrorInfo) that the call would get anyway, before the
 // request is read and before any handler, interceptor or goroutine runs
 // for it: under overload a refusal then costs almost nothing, so it is
@@ -79,7 +86,7 @@ func (s *PublisherService) admit(ctx context.Context, info *tap.Info) (context.C
 	if s.sat == nil || info.FullMethodName != kgatev1.Publisher_Publish_FullMethodName {
 		return ctx, nil
 	}
-	ke := s.sat.Saturated()
+	ke := s.sat.Saturated(Principal(ctx))
 	if ke == nil {
 		return ctx, nil
 	}
@@ -130,7 +137,14 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 	return resp, nil
 }
 
+// ReasonTooManyMessages is the ErrorInfo reason of a Publish request with
+// more messages than the gateway takes in one request.
+const ReasonTooManyMessages = "TOO_MANY_MESSAGES"
+
 func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
+	if s.maxMessages > 0 && len(req.GetMessages()) > s.maxMessages {
+		return nil, invalidf(ReasonTooManyMessages, "the request has more than %d messages, the most one Publish takes: split it, or use PublishStream", s.maxMessages)
+	}
 	if err := s.auth.authorize(ctx, ActionPublish, req.GetTopic(), ""); err != nil {
 		return nil, toStatus(err)
 	}
@@ -141,7 +155,7 @@ func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequ
 			return nil, toStatus(err)
 		}
 	}
-	results, err := s.pub.Publish(ctx, req.GetTopic(), msgs)
+	results, err := s.pub.Publish(kafkaio.WithBudgetOwner(ctx, Principal(ctx)), req.GetTopic(), msgs)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -203,10 +217,30 @@ func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
 	if hs := m.GetHeaders(); len(hs) > 0 {
 		km.Headers = make([]kafkaio.Header, len(hs))
 		for j, h := range hs {
+			if reservedHeader(h.GetKey()) {
+				return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: ReasonReservedHeader,
+					Message: fmt.Sprintf("%s.headers[%d]: key %s starts with %q, which the gateway reserves for the headers it writes itself (dead letters): rename the header",
+						name, j, kafkaio.QuoteName(h.GetKey()), reservedHeaderPrefix)}
+			}
 			km.Headers[j] = kafkaio.Header{Key: h.GetKey(), Value: h.GetValue()}
 		}
 	}
 	return km, nil
+}
+
+// reservedHeaderPrefix starts the keys of the headers only the gateway
+// writes (kgate.dlq.topic, ...), in any case.
+const reservedHeaderPrefix = "kgate."
+
+// ReasonReservedHeader is the ErrorInfo reason of a message refused for a
+// header key of the gateway's own.
+const ReasonReservedHeader = "RESERVED_HEADER"
+
+// reservedHeader reports whether a client's header key is reserved: it
+// starts with "kgate.", in any case, so that no consumer matching keys
+// without regard to case takes a client's header for the gateway's.
+func reservedHeader(key string) bool {
+	return len(key) >= len(reservedHeaderPrefix) && strings.EqualFold(key[:len(reservedHeaderPrefix)], reservedHeaderPrefix)
 }
 
 // outcomeOf is the per-message outcome clients see in PublishFailure and

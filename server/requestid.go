@@ -15,12 +15,37 @@ import (
 // either way, and logged with the call.
 const RequestIDHeader = "x-request-id"
 
-type requestIDKey struct{}
+// callInfo is what the call log learns of a call while it runs: its
+// request id, and its principal when an interceptor rather than the tap
+// authenticated it (the tap's principal is in the call's context already).
+type callInfo struct {
+	requestID string
+	principal string
+}
+
+type callInfoKey struct{}
 
 // RequestID returns the call's request id, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		return ci.requestID
+	}
+	return ""
+}
+
+// setCallPrincipal tells the call log who the caller is.
+func setCallPrincipal(ctx context.Context, who string) {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
+		ci.principal = who
+	}
+}
+
+// callPrincipal is the principal the call log shows.
+func callPrincipal(ctx context.Context) string {
+	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok && ci.principal != "" {
+		return ci.principal
+	}
+	return Principal(ctx)
 }
 
 func withRequestID(ctx context.Context) context.Context {
@@ -34,7 +59,7 @@ func withRequestID(ctx context.Context) context.Context {
 		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, callInfoKey{}, &callInfo{requestID: id})
 }
 
 // Made-up request ids are a random per-process prefix and a counter: unique

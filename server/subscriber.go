@@ -133,6 +133,7 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 	defer sub.Close()
 	s.metrics.stream("Subscribe", 1)
 	defer s.metrics.stream("Subscribe", -1)
+	defer s.metrics.groupStreamOpened(cfg.Group)()
 
 	loopCtx, cancelLoop := context.WithCancelCause(ctx)
 	defer cancelLoop(nil)

@@ -425,22 +425,13 @@ func TestSubscribeOrderingMismatchIsFailedPrecondition(t *testing.T) {
 	owned(t, a, 1, 30*time.Second)
 	b := openStream(t, gw, ordered(earliest([]string{topic}, group), kgatev1.Ordering_ORDERING_NONE))
 	st := status.Convert(b.WaitEnd(30 * time.Second))
-	if st.Code() != codes.FailedPrecondition || reasonOf(st) != "ORDERING_MISMATCH" {
-		t.Fatalf("got %v %q (reason %q), want FailedPrecondition ORDERING_MISMATCH", st.Code(), st.Message(), reasonOf(st))
+	if st.Code() != codes.FailedPrecondition || reasonOf(st.Err()) != "ORDERING_MISMATCH" {
+		t.Fatalf("got %v %q (reason %q), want FailedPrecondition ORDERING_MISMATCH", st.Code(), st.Message(), reasonOf(st.Err()))
 	}
 	c := openStream(t, gw, earliest([]string{topic}, group)) // unspecified is partition
 	if st := status.Convert(c.WaitEnd(30 * time.Second)); st.Code() != codes.FailedPrecondition {
 		t.Fatalf("unspecified ordering against key: %v", st.Code())
 	}
-}
-
-func reasonOf(st *status.Status) string {
-	for _, d := range st.Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok {
-			return ei.Reason
-		}
-	}
-	return ""
 }
 
 // TestSubscribeBudgetSpentRefusesNewGroups: with a subscription budget that
@@ -465,8 +456,8 @@ func TestSubscribeBudgetSpentRefusesNewGroups(t *testing.T) {
 			retry = r
 		}
 	}
-	if st.Code() != codes.ResourceExhausted || reasonOf(st) != kafkaio.ReasonSubscriptionBudget || retry == nil {
-		t.Fatalf("got %v %q (reason %q, retry %v), want ResourceExhausted %s with RetryInfo", st.Code(), st.Message(), reasonOf(st), retry, kafkaio.ReasonSubscriptionBudget)
+	if st.Code() != codes.ResourceExhausted || reasonOf(st.Err()) != kafkaio.ReasonSubscriptionBudget || retry == nil {
+		t.Fatalf("got %v %q (reason %q, retry %v), want ResourceExhausted %s with RetryInfo", st.Code(), st.Message(), reasonOf(st.Err()), retry, kafkaio.ReasonSubscriptionBudget)
 	}
 	a.Cancel()
 	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "the first group's consumer gives its budget back", func() bool {

@@ -16,27 +16,35 @@ import (
 // and no KGATE_* variables.
 func defaultConfig() *Config {
 	return &Config{
-		Listen:                 ":8080",
-		Brokers:                "",
-		EmbeddedKafka:          "127.0.0.1:9092",
-		EmbeddedPartitions:     3,
-		EmbeddedRetentionBytes: 32 << 20,
-		Kafka:                  map[string]string{},
-		KafkaProducer:          map[string]string{},
-		KafkaConsumer:          map[string]string{},
-		MaxInflightBytes:       64 << 20,
-		MaxMessageBytes:        1_000_000,
-		ShutdownTimeout:        15 * time.Second,
-		HealthInterval:         2 * time.Second,
-		HealthFailures:         3,
-		MetricsListen:          ":9090",
-		SubscribeLinger:        10 * time.Second,
-		SubscribeMemory:        256 << 20,
-		MaxStreamsPerPrincipal: 100,
-		MaxRequestBytes:        4 << 20,
-		MaxConcurrentStreams:   100,
-		LogLevel:               "info",
-		LogFormat:              "text",
+		Listen:                          ":8080",
+		Brokers:                         "",
+		EmbeddedKafka:                   "127.0.0.1:9092",
+		EmbeddedPartitions:              3,
+		EmbeddedRetentionBytes:          32 << 20,
+		Kafka:                           map[string]string{},
+		KafkaProducer:                   map[string]string{},
+		KafkaConsumer:                   map[string]string{},
+		MaxInflightBytes:                64 << 20,
+		MaxMessageBytes:                 1_000_000,
+		MaxInflightPercentPerPrincipal:  25,
+		ShutdownTimeout:                 15 * time.Second,
+		HealthInterval:                  2 * time.Second,
+		HealthFailures:                  3,
+		MetricsListen:                   ":9090",
+		MetricsMaxGroups:                100,
+		SubscribeLinger:                 10 * time.Second,
+		SubscribeMemory:                 256 << 20,
+		MaxSubscribeStreamsPerPrincipal: 1000,
+		MaxPublishStreamsPerPrincipal:   100,
+		MaxHealthWatches:                100,
+		MaxReflectionStreams:            16,
+		MaxRequestBytes:                 4 << 20,
+		MaxMessagesPerRequest:           10_000,
+		MaxHeaderBytes:                  16 << 10,
+		MaxConnections:                  1024,
+		MaxConcurrentStreams:            100,
+		LogLevel:                        "info",
+		LogFormat:                       "text",
 	}
 }
 
@@ -136,7 +144,21 @@ func TestParseConfig(t *testing.T) {
 			env:  map[string]string{"KGATE_KAFKA": "compression.type=zstd"},
 			want: func(c *Config) { c.Kafka = map[string]string{"linger.ms": "5"} },
 		},
-		10: {
+		11: {
+			name: "the former --max-streams-per-principal sets both stream bounds not given",
+			args: []string{"--max-streams-per-principal", "50", "--max-subscribe-streams-per-principal", "7"},
+			want: func(c *Config) {
+				c.MaxStreamsPerPrincipal, c.MaxSubscribeStreamsPerPrincipal, c.MaxPublishStreamsPerPrincipal = 50, 7, 50
+			},
+		},
+		12: {
+			name: "KGATE_MAX_STREAMS_PER_PRINCIPAL likewise",
+			env:  map[string]string{"KGATE_MAX_STREAMS_PER_PRINCIPAL": "3"},
+			want: func(c *Config) {
+				c.MaxStreamsPerPrincipal, c.MaxSubscribeStreamsPerPrincipal, c.MaxPublishStreamsPerPrincipal = 3, 3, 3
+			},
+		},
+		14: {
 			name: "unrelated variables are ignored; KGATE_ ones that name no flag with a warning",
 			env:  map[string]string{"BROKERS": "x:1", "KGATE_TEST_BROKERS": "y:2", "KGATE_NO_SUCH": "z", "KGATE_MAX_MESAGE_BYTES": "5"},
 			want: func(c *Config) {
@@ -147,7 +169,7 @@ func TestParseConfig(t *testing.T) {
 				}
 			},
 		},
-		11: {
+		13: {
 			name: "the largest message that fits in a request",
 			args: []string{"--max-message-bytes", "4193280"},
 			want: func(c *Config) { c.MaxMessageBytes = 4193280 },
@@ -211,7 +233,7 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		12: {args: []string{"--no-such-flag"}, want: "flag provided but not defined: -no-such-flag"},
 		13: {args: []string{"--listen", ":1", "extra"}, want: `unexpected argument "extra": every setting is a flag`},
 		14: {env: map[string]string{"KGATE_MAX_INFLIGHT_BYTES": "lots"}, want: `KGATE_MAX_INFLIGHT_BYTES="lots": want a whole number of bytes, such as 67108864`},
-		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA="linger.ms=5;oops": "oops" is not key=value`},
+		15: {env: map[string]string{"KGATE_KAFKA": "linger.ms=5;oops"}, want: `KGATE_KAFKA: "oops" is not key=value`},
 		16: {env: map[string]string{"KGATE_HEALTH_INTERVAL": "0s"}, want: "--health-interval must be positive, got 0s (set by KGATE_HEALTH_INTERVAL)"},
 		17: {env: map[string]string{"KGATE_LOG_FORMAT": "yaml"}, want: `--log-format must be text or json, got "yaml"`},
 		18: {args: []string{"--max-message-bytes", "4194304"}, want: "--max-message-bytes 4194304 does not fit in --max-request-bytes 4194304: a request with one message of that size needs 1024 bytes more for its topic and framing"},
@@ -233,6 +255,48 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("case %d: error %q does not say %q", i, err, tc.want)
 		}
+	}
+}
+
+// TestKafkaSecretsAreNeverPrinted: a refused --kafka value, from the
+// command line, the environment or the config file, never shows the value
+// of a secret property, nor an item that may be a piece of one (a ';'
+// inside a password splits it), yet says what is wrong and where.
+func TestKafkaSecretsAreNeverPrinted(t *testing.T) {
+	conf := t.TempDir() + "/gw.conf"
+	if err := os.WriteFile(conf, []byte("kafka = sasl.password=hunter2;bogus\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		0: {env: map[string]string{"KGATE_KAFKA": "security.protocol=SASL_SSL;sasl.password=hunter2;bogus"}, want: "KGATE_KAFKA: item 3 is not key=value (not shown"},
+		1: {args: []string{"--kafka", "sasl.password=hunter2;bogus"}, want: "--kafka: item 2 is not key=value (not shown"},
+		2: {args: []string{"--kafka-consumer", "ssl.key.password hunter2"}, want: "--kafka-consumer: item 1 is not key=value (not shown"},
+		3: {args: []string{"--config", conf}, want: "gw.conf:1: kafka: item 2 is not key=value (not shown"},
+		4: {env: map[string]string{"KGATE_KAFKA_PRODUCER": "sasl.oauthbearer.client.secret=hunter2;x"}, want: "KGATE_KAFKA_PRODUCER: item 2 is not key=value"},
+	} {
+		var out bytes.Buffer
+		_, err := parseConfig(tc.args, envOf(tc.env), &out)
+		if err == nil {
+			t.Errorf("case %d: accepted", i)
+			continue
+		}
+		printed := err.Error() + out.String()
+		if strings.Contains(printed, "hunter2") {
+			t.Errorf("case %d: the secret is printed: %s", i, printed)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("case %d: error %q does not say %q", i, err, tc.want)
+		}
+	}
+	// --help shows no value, and String (the flag's default) redacts.
+	kf := &kafkaFlag{name: "kafka", props: map[string]string{}}
+	_ = kf.Set("sasl.password=hunter2;linger.ms=5")
+	if got := kf.String(); got != "linger.ms=5;sasl.password=[REDACTED]" {
+		t.Errorf("String() = %q, want the password redacted", got)
 	}
 }
 

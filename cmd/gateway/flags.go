@@ -81,7 +81,7 @@ func (f *durationFlag) Set(s string) error {
 
 func (f *durationFlag) typeName() string { return "duration" }
 
-func (k kafkaProps) typeName() string { return "key=value" }
+func (k *kafkaFlag) typeName() string { return "key=value" }
 
 func intVar[T int | int64 | uint](fs *flag.FlagSet, p *T, name string, def T, what, usage string) {
 	*p = def

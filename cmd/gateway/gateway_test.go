@@ -274,6 +274,10 @@ func testFlags(t *testing.T, gateway string) {
 		19: {name: "KGATE_MAX_MESSAGE_BYTES abc", env: []string{"KGATE_MAX_MESSAGE_BYTES=abc"}, want: `KGATE_MAX_MESSAGE_BYTES="abc": want a whole number of bytes, such as 1000000`},
 		20: {name: "max-message-bytes abc", args: []string{"--max-message-bytes", "abc"},
 			want: `invalid value "abc" for flag -max-message-bytes: want a whole number of bytes, such as 1000000 (see gateway --help)`},
+		// The password must not be printed (nor "bogus", which may be the
+		// rest of a password holding a ';').
+		21: {name: "KGATE_KAFKA with a password", env: []string{"KGATE_KAFKA=security.protocol=SASL_SSL;sasl.password=hunter2;bogus"}, want: "KGATE_KAFKA: item 3 is not key=value"},
+		22: {name: "kafka with a password", args: []string{"--kafka", "sasl.password=hunter2;bogus"}, want: "--kafka: item 2 is not key=value"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -288,6 +292,9 @@ func testFlags(t *testing.T, gateway string) {
 			}
 			if strings.Contains(out, "kgate listening") {
 				t.Errorf("case %d: the gateway started serving despite the bad setting", i)
+			}
+			if strings.Contains(out, "hunter2") || strings.Contains(out, "bogus") {
+				t.Errorf("case %d: the output shows a secret:\n%s", i, out)
 			}
 			if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 				t.Errorf("case %d: the gateway crashed instead of refusing:\n%s", i, out)

@@ -67,9 +67,12 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err := kafkaio.CheckOverrides(producerKafka, consumerKafka); err != nil {
 		return err
 	}
-	auth, opts, err := security(cfg)
+	sec, err := security(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.AuthTokens != "" && cfg.TLSCert == "" {
+		log.Warn("bearer tokens are accepted over plaintext gRPC (no --tls-cert): anyone who sees the traffic can read them and act as their principals; serve TLS with --tls-cert and --tls-key, or keep the gateway behind a TLS-terminating proxy on a trusted network")
 	}
 	brokers := cfg.Brokers
 	if brokers == "" {
@@ -96,13 +99,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Brokers:          brokers,
 		Kafka:            producerKafka,
 		MaxInflightBytes: cfg.MaxInflightBytes,
+		MaxInflightShare: cfg.MaxInflightBytes / 100 * int64(cfg.MaxInflightPercentPerPrincipal),
 		MaxMessageBytes:  cfg.MaxMessageBytes,
 		Logger:           log,
 	})
 	if err != nil {
 		return err
 	}
-	metrics := server.NewMetrics(prod)
+	metrics := server.NewMetrics(prod, server.WithGroupSeries(cfg.MetricsMaxGroups, 0))
 	hs := health.NewServer()
 	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
@@ -116,12 +120,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	metrics.WatchSubscriber(ksub)
 	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: auth}, opts...)
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: sec.auth, Streams: sec.streams,
+		MaxPublishMessages: cfg.MaxMessagesPerRequest}, sec.opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
 		return fmt.Errorf("listening for gRPC on %s: %w (is another gateway running? choose another --listen)", cfg.Listen, err)
 	}
+	lis = server.LimitListener(lis, cfg.MaxConnections, metrics, log)
 	var mlis net.Listener
 	if cfg.MetricsListen != "" {
 		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
@@ -138,7 +144,21 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	wg.Add(2)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Add(3)
+	go func() { // reloads on SIGHUP until shutdown
+		defer wg.Done()
+		for {
+			select {
+			case <-hup:
+				sec.reload(cfg, log)
+			case <-watchCtx.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		server.WatchKafka(watchCtx, hs, prod, server.HealthPolicy{Interval: cfg.HealthInterval, Failures: cfg.HealthFailures}, log,
@@ -149,7 +169,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		defer wg.Done()
 		serveErr <- gs.Serve(lis)
 	}()
-	hsrv := &http.Server{Handler: metricsHandler(metrics), ReadHeaderTimeout: 10 * time.Second}
+	hsrv := &http.Server{Handler: metricsHandler(metrics, hs), ReadHeaderTimeout: 10 * time.Second}
 	if mlis != nil {
 		wg.Add(1)
 		go func() {
@@ -200,33 +220,96 @@ func instanceName(listen string) string {
 	return host + "/" + listen
 }
 
-// security builds the authenticator and the transport options (TLS,
-// limits, keepalive) from cfg.
-func security(cfg *Config) (*server.Auth, []grpc.ServerOption, error) {
-	opts := server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams)})
+// secured is what authenticates, bounds and encrypts the gateway's calls.
+type secured struct {
+	auth    *server.Auth
+	tls     *server.TLSFiles // nil without --tls-cert
+	streams server.StreamLimits
+	opts    []grpc.ServerOption // transport: TLS, limits, keepalive
+}
+
+// security builds it from cfg.
+func security(cfg *Config) (*secured, error) {
+	sec := &secured{streams: server.StreamLimits{
+		SubscribePerPrincipal:     cfg.MaxSubscribeStreamsPerPrincipal,
+		PublishStreamPerPrincipal: cfg.MaxPublishStreamsPerPrincipal,
+		HealthWatches:             cfg.MaxHealthWatches,
+		ReflectionStreams:         cfg.MaxReflectionStreams,
+	}}
+	sec.opts = server.ServerOptions(server.Limits{MaxRequestBytes: cfg.MaxRequestBytes, MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+		MaxHeaderBytes: uint32(cfg.MaxHeaderBytes)})
 	if cfg.TLSCert != "" {
-		creds, err := server.TLSCredentials(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
-		if err != nil {
-			return nil, nil, err
+		var err error
+		if sec.tls, err = server.NewTLSFiles(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+			return nil, err
 		}
-		opts = append(opts, grpc.Creds(creds))
+		sec.opts = append(sec.opts, grpc.Creds(sec.tls.Credentials()))
 	}
-	auth := &server.Auth{MaxStreams: cfg.MaxStreamsPerPrincipal, RequireIdentity: cfg.TLSClientCA != ""}
+	ac, err := authFiles(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ac.RequireIdentity = cfg.TLSClientCA != ""
+	if sec.auth, err = server.NewAuth(ac); err != nil {
+		return nil, fmt.Errorf("--auth-tokens and --acl: %w", err)
+	}
+	return sec, nil
+}
+
+// authFiles reads the token and ACL files of cfg.
+func authFiles(cfg *Config) (server.AuthConfig, error) {
+	var ac server.AuthConfig
 	var err error
 	if cfg.AuthTokens != "" {
-		if auth.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
-			return nil, nil, err
+		if ac.Tokens, err = parseFile("--auth-tokens", cfg.AuthTokens, server.ParseTokens); err != nil {
+			return ac, err
 		}
-		if len(auth.Tokens) == 0 {
-			return nil, nil, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
+		if len(ac.Tokens) == 0 {
+			return ac, fmt.Errorf("--auth-tokens %s holds no token: every call would be refused", cfg.AuthTokens)
 		}
 	}
 	if cfg.ACL != "" {
-		if auth.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
-			return nil, nil, err
+		if ac.Rules, err = parseFile("--acl", cfg.ACL, server.ParseRules); err != nil {
+			return ac, err
 		}
 	}
-	return auth, opts, nil
+	return ac, nil
+}
+
+// reload reads the token, ACL and TLS files of cfg again (on SIGHUP) and
+// logs what it did. Calls that start afterwards see the new tokens and
+// rules, connections made afterwards the new certificate; open connections
+// and streams go on. What fails to load leaves its previous version in
+// force.
+func (s *secured) reload(cfg *Config, log *slog.Logger) {
+	if cfg.AuthTokens == "" && cfg.ACL == "" && s.tls == nil {
+		log.Info("SIGHUP: nothing to reload (no --auth-tokens, --acl or --tls-cert)")
+		return
+	}
+	ok := true
+	if cfg.AuthTokens != "" || cfg.ACL != "" {
+		ac, err := authFiles(cfg)
+		if err == nil {
+			err = s.auth.Reload(ac.Tokens, ac.Rules)
+		}
+		if err != nil {
+			ok = false
+			log.Error("SIGHUP: reloading --auth-tokens and --acl failed; the previous tokens and rules stay in force", "err", err)
+		} else {
+			log.Info("SIGHUP: reloaded tokens and ACL; open streams keep running", "tokens", len(ac.Tokens), "acl_rules", len(ac.Rules))
+		}
+	}
+	if s.tls != nil {
+		if err := s.tls.Reload(); err != nil {
+			ok = false
+			log.Error("SIGHUP: reloading the TLS certificate failed; the previous one stays in use", "err", err)
+		} else {
+			log.Info("SIGHUP: reloaded the TLS certificate and client CAs; new connections use them, open connections keep theirs", "cert", cfg.TLSCert)
+		}
+	}
+	if ok {
+		log.Info("reloaded on SIGHUP without dropping connections or streams")
+	}
 }
 
 // parseFile opens path (given with flag) and parses it with parse.
@@ -244,10 +327,26 @@ func parseFile[T any](flag, path string, parse func(io.Reader) (T, error)) (T, e
 	return v, nil
 }
 
-// metricsHandler serves /metrics in the Prometheus text format.
-func metricsHandler(m *server.Metrics) http.Handler {
+// metricsHandler serves /metrics in the Prometheus text format, and
+// /healthz: the gRPC health service's status of ?service= (default the
+// whole server), 200 when SERVING and 503 otherwise, for probes that
+// cannot speak gRPC or present a client certificate (the metrics port
+// serves no data).
+func metricsHandler(m *server.Metrics, hs *health.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := hs.Check(r.Context(), &healthpb.HealthCheckRequest{Service: r.URL.Query().Get("service")})
+		st := healthpb.HealthCheckResponse_SERVICE_UNKNOWN
+		if err == nil {
+			st = resp.GetStatus()
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if st != healthpb.HealthCheckResponse_SERVING {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, st)
+	})
 	return mux
 }
 

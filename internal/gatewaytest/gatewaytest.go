@@ -31,6 +31,16 @@ type Options struct {
 	Subscriber []func(*kafkaio.SubscriberConfig)
 	// Auth, when set, authenticates and authorizes callers.
 	Auth *server.Auth
+	// Streams bounds the open streams (zero: unbounded).
+	Streams server.StreamLimits
+	// Listener, when set, wraps the gateway's listener (a connection
+	// limit, for example); it gets the gateway's metrics.
+	Listener func(net.Listener, *server.Metrics) net.Listener
+	// MaxPublishMessages bounds a Publish request's messages (zero: the
+	// default).
+	MaxPublishMessages int
+	// Metrics options (the group series' bounds).
+	Metrics []server.MetricsOption
 	// ServerOptions are extra gRPC server options (TLS, limits).
 	ServerOptions []grpc.ServerOption
 	// DialOptions are the client connection's; nil dials plaintext.
@@ -58,7 +68,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	if err != nil {
 		t.Fatalf("NewProducer: %v", err)
 	}
-	metrics := server.NewMetrics(prod)
+	metrics := server.NewMetrics(prod, o.Metrics...)
 	sc := kafkaio.SubscriberConfig{Brokers: o.Producer.Brokers, DeadLetter: prod, Logger: o.Producer.Logger,
 		CommitInterval: 200 * time.Millisecond, Observer: metrics, Instance: t.Name()}
 	for _, adjust := range o.Subscriber {
@@ -74,11 +84,15 @@ func Start(t testing.TB, o Options) *Gateway {
 	pubs := server.NewPublisherService(prod, metrics)
 	hs := health.NewServer()
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
-		Metrics: metrics, Auth: o.Auth}, o.ServerOptions...)
+		Metrics: metrics, Auth: o.Auth, Streams: o.Streams, MaxPublishMessages: o.MaxPublishMessages}, o.ServerOptions...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		prod.Close(context.Background())
 		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	if o.Listener != nil {
+		lis = o.Listener(lis, metrics)
 	}
 	served := make(chan struct{})
 	go func() {
@@ -101,11 +115,11 @@ func Start(t testing.TB, o Options) *Gateway {
 	if dial == nil {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
+	conn, err := grpc.NewClient(addr, dial...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &Gateway{Addr: lis.Addr().String(), Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
+	return &Gateway{Addr: addr, Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
 		Producer: prod, Subscriber: ksub, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
 }

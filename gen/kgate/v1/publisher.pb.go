@@ -149,7 +149,9 @@ type PublishRequest struct {
 	// Topic to write to. Kafka topic names are 1 to 249 characters of ASCII
 	// letters, digits, '.', '_' and '-', and neither "." nor "..".
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	// Messages to write, at least one. Each message is at most the gateway's
+	// Messages to write, at least one and at most the gateway's
+	// --max-messages-per-request (10000 by default; more is INVALID_ARGUMENT
+	// TOO_MANY_MESSAGES). Each message is at most the gateway's
 	// --max-message-bytes (key, value and headers together; 1000000 bytes by
 	// default), else INVALID_ARGUMENT (MESSAGE_TOO_LARGE). The whole request,
 	// encoded, is at most --max-request-bytes (4194304 bytes by default),
@@ -291,7 +293,11 @@ func (x *Message) GetTimestamp() *timestamppb.Timestamp {
 // Header is one Kafka record header.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Header key.
+	// Header key. Keys starting with "kgate." (in any case) are the gateway's
+	// own, such as the kgate.dlq.* headers of dead letters: a published
+	// message with one is refused with INVALID_ARGUMENT (reason
+	// RESERVED_HEADER), so that every such header written through the
+	// gateway is the gateway's own. Consumers receive the headers as written.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Header value; empty means an empty value.
 	Value         []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`

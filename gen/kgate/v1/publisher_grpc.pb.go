@@ -55,25 +55,43 @@ type PublisherClient interface {
 	// Status codes and what the client should do:
 	//
 	//   - OK: every message is written; results[i] is where messages[i] landed.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the call has none it accepts. ErrorInfo reason NO_IDENTITY (none
+	//     sent), UNKNOWN_TOKEN (a token the gateway does not know) or
+	//     RESERVED_PRINCIPAL (a certificate naming "anonymous" or "*"). The
+	//     call is refused before its request is read, ahead of any other code.
+	//     Fix the credentials; do not retry unchanged. Nothing was written.
 	//   - INVALID_ARGUMENT: the request can never succeed as sent (empty or
-	//     illegal topic name, no messages, a message over the gateway's size
-	//     limit, a partition that the topic does not have). Fix the request; do
-	//     not retry it unchanged. Nothing was written.
+	//     illegal topic name, no messages, more messages than the gateway takes
+	//     in one request, a message over the gateway's size limit, a header key
+	//     starting with "kgate.", a partition that the topic does not have).
+	//     ErrorInfo reasons include INVALID_TOPIC, NO_MESSAGES,
+	//     TOO_MANY_MESSAGES (over --max-messages-per-request, 10000 by
+	//     default: split the batch, or use PublishStream), MESSAGE_TOO_LARGE,
+	//     RESERVED_HEADER and UNKNOWN_PARTITION. Fix the request; do not retry
+	//     it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
 	//     Subscribe). Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
-	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
-	//     credentials may not write to it (Kafka's reason, for example
-	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
-	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
-	//     budget is spent, or the Kafka producer queue is full). The error
-	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
-	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
-	//     retry delay, then retry the messages that were not written. While
-	//     the gateway is full it refuses calls before reading them, so this
-	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
-	//     ...), and then nothing of the call was written.
+	//   - PERMISSION_DENIED: not allowed, and nothing was written. ErrorInfo
+	//     reason NOT_ALLOWED: no rule of the gateway's ACL lets this principal
+	//     publish to the topic (the message names both; ask the gateway's
+	//     operator). A Kafka error name such as TOPIC_AUTHORIZATION_FAILED,
+	//     CLUSTER_AUTHORIZATION_FAILED or SASL_AUTHENTICATION_FAILED: the
+	//     gateway's own Kafka credentials may not write to the topic (ask the
+	//     Kafka cluster's operator). Neither says whether the topic exists.
+	//   - RESOURCE_EXHAUSTED: the gateway is at capacity. The error carries
+	//     google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo with
+	//     the reason: INFLIGHT_BUDGET_EXHAUSTED (its in-flight byte budget is
+	//     spent), PRODUCER_QUEUE_FULL (the Kafka producer queue is full) or
+	//     INFLIGHT_SHARE_EXHAUSTED (this principal holds its share of the
+	//     budget, --max-inflight-percent-per-principal, while other principals
+	//     publish). Wait for the retry delay, then retry the messages that were
+	//     not written. While the gateway is full it refuses calls before
+	//     reading them, so this code can come ahead of any other but
+	//     UNAUTHENTICATED (INVALID_ARGUMENT, PERMISSION_DENIED, ...), and then
+	//     nothing of the call was written.
 	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
 	//     says "grpc: received message larger than max (N vs. M)"): not "at
 	//     capacity" but a request larger than the gateway's
@@ -112,9 +130,10 @@ type PublisherClient interface {
 	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
 	//     request gRPC could not decode, and the outcome is unknown. The
 	//     details are in the gateway's log. Retry against another instance.
-	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
-	//     certificate and got none it knows (no ErrorInfo). Nothing was
-	//     written.
+	//     An INTERNAL without kgate's ErrorInfo that speaks of the header list
+	//     size: the call's metadata (bearer token included) is larger than the
+	//     gateway's --max-header-bytes (16 KiB); grpc-go refuses to send it,
+	//     and other clients see the stream reset. Send smaller metadata.
 	//
 	// Every other error the gateway answers carries google.rpc.ErrorInfo with
 	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
@@ -177,16 +196,26 @@ type PublisherClient interface {
 	// sent. The guarantees are Publish's: an outcome with code OK means
 	// written.
 	//
-	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
-	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
+	// Per-message outcomes use the codes and reasons of Publish:
+	// INVALID_ARGUMENT (RESERVED_HEADER among them), NOT_FOUND,
+	// PERMISSION_DENIED (NOT_ALLOWED: no ACL rule lets the principal publish
+	// to that topic), RESOURCE_EXHAUSTED (INFLIGHT_BUDGET_EXHAUSTED,
+	// PRODUCER_QUEUE_FULL or INFLIGHT_SHARE_EXHAUSTED, with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
 	// (outcome unknown). A message refused at once (invalid, too large for
-	// --max-message-bytes, or no capacity) gets its response at once; the
-	// stream goes on.
+	// --max-message-bytes, not allowed, or no capacity) gets its response at
+	// once; the stream goes on.
 	//
 	// The stream ends:
 	//
 	//   - OK, after the client half-closed and every response was sent.
+	//   - UNAUTHENTICATED, before anything is read, as for Publish (ErrorInfo
+	//     NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL).
+	//   - RESOURCE_EXHAUSTED with ErrorInfo reason TOO_MANY_STREAMS and
+	//     RetryInfo, before anything is read: the principal holds as many
+	//     PublishStream streams as the gateway allows one principal
+	//     (--max-publish-streams-per-principal, 100; counted apart from
+	//     Subscribe streams). Close one, or publish on the streams you hold.
 	//   - UNAVAILABLE, when the gateway shuts down: responses for messages
 	//     already handed to Kafka are sent first where the broker answers in
 	//     time; for messages without a response the outcome is unknown.
@@ -274,25 +303,43 @@ type PublisherServer interface {
 	// Status codes and what the client should do:
 	//
 	//   - OK: every message is written; results[i] is where messages[i] landed.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the call has none it accepts. ErrorInfo reason NO_IDENTITY (none
+	//     sent), UNKNOWN_TOKEN (a token the gateway does not know) or
+	//     RESERVED_PRINCIPAL (a certificate naming "anonymous" or "*"). The
+	//     call is refused before its request is read, ahead of any other code.
+	//     Fix the credentials; do not retry unchanged. Nothing was written.
 	//   - INVALID_ARGUMENT: the request can never succeed as sent (empty or
-	//     illegal topic name, no messages, a message over the gateway's size
-	//     limit, a partition that the topic does not have). Fix the request; do
-	//     not retry it unchanged. Nothing was written.
+	//     illegal topic name, no messages, more messages than the gateway takes
+	//     in one request, a message over the gateway's size limit, a header key
+	//     starting with "kgate.", a partition that the topic does not have).
+	//     ErrorInfo reasons include INVALID_TOPIC, NO_MESSAGES,
+	//     TOO_MANY_MESSAGES (over --max-messages-per-request, 10000 by
+	//     default: split the batch, or use PublishStream), MESSAGE_TOO_LARGE,
+	//     RESERVED_HEADER and UNKNOWN_PARTITION. Fix the request; do not retry
+	//     it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
 	//     Subscribe). Create the topic, then retry. Nothing was written.
-	//   - PERMISSION_DENIED: the caller may not publish to the topic (reason
-	//     NOT_ALLOWED, the gateway's --acl), or the gateway's Kafka
-	//     credentials may not write to it (Kafka's reason, for example
-	//     TOPIC_AUTHORIZATION_FAILED). Nothing was written.
-	//   - RESOURCE_EXHAUSTED: the gateway is at capacity (its in-flight byte
-	//     budget is spent, or the Kafka producer queue is full). The error
-	//     carries google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo
-	//     (reason INFLIGHT_BUDGET_EXHAUSTED or PRODUCER_QUEUE_FULL). Wait for the
-	//     retry delay, then retry the messages that were not written. While
-	//     the gateway is full it refuses calls before reading them, so this
-	//     code can come ahead of any other (INVALID_ARGUMENT, UNAUTHENTICATED,
-	//     ...), and then nothing of the call was written.
+	//   - PERMISSION_DENIED: not allowed, and nothing was written. ErrorInfo
+	//     reason NOT_ALLOWED: no rule of the gateway's ACL lets this principal
+	//     publish to the topic (the message names both; ask the gateway's
+	//     operator). A Kafka error name such as TOPIC_AUTHORIZATION_FAILED,
+	//     CLUSTER_AUTHORIZATION_FAILED or SASL_AUTHENTICATION_FAILED: the
+	//     gateway's own Kafka credentials may not write to the topic (ask the
+	//     Kafka cluster's operator). Neither says whether the topic exists.
+	//   - RESOURCE_EXHAUSTED: the gateway is at capacity. The error carries
+	//     google.rpc.RetryInfo (how long to wait) and google.rpc.ErrorInfo with
+	//     the reason: INFLIGHT_BUDGET_EXHAUSTED (its in-flight byte budget is
+	//     spent), PRODUCER_QUEUE_FULL (the Kafka producer queue is full) or
+	//     INFLIGHT_SHARE_EXHAUSTED (this principal holds its share of the
+	//     budget, --max-inflight-percent-per-principal, while other principals
+	//     publish). Wait for the retry delay, then retry the messages that were
+	//     not written. While the gateway is full it refuses calls before
+	//     reading them, so this code can come ahead of any other but
+	//     UNAUTHENTICATED (INVALID_ARGUMENT, PERMISSION_DENIED, ...), and then
+	//     nothing of the call was written.
 	//   - RESOURCE_EXHAUSTED without kgate's ErrorInfo and RetryInfo (grpc-go
 	//     says "grpc: received message larger than max (N vs. M)"): not "at
 	//     capacity" but a request larger than the gateway's
@@ -331,9 +378,10 @@ type PublisherServer interface {
 	//     (for example FATAL_PRODUCER_ERROR). Without it, a bug (a panic) or a
 	//     request gRPC could not decode, and the outcome is unknown. The
 	//     details are in the gateway's log. Retry against another instance.
-	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
-	//     certificate and got none it knows (no ErrorInfo). Nothing was
-	//     written.
+	//     An INTERNAL without kgate's ErrorInfo that speaks of the header list
+	//     size: the call's metadata (bearer token included) is larger than the
+	//     gateway's --max-header-bytes (16 KiB); grpc-go refuses to send it,
+	//     and other clients see the stream reset. Send smaller metadata.
 	//
 	// Every other error the gateway answers carries google.rpc.ErrorInfo with
 	// a machine-readable reason (domain "kgate.v1"), for example INVALID_TOPIC,
@@ -396,16 +444,26 @@ type PublisherServer interface {
 	// sent. The guarantees are Publish's: an outcome with code OK means
 	// written.
 	//
-	// Per-message outcomes use the codes of Publish: INVALID_ARGUMENT,
-	// NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED (with retry_delay: wait,
+	// Per-message outcomes use the codes and reasons of Publish:
+	// INVALID_ARGUMENT (RESERVED_HEADER among them), NOT_FOUND,
+	// PERMISSION_DENIED (NOT_ALLOWED: no ACL rule lets the principal publish
+	// to that topic), RESOURCE_EXHAUSTED (INFLIGHT_BUDGET_EXHAUSTED,
+	// PRODUCER_QUEUE_FULL or INFLIGHT_SHARE_EXHAUSTED, with retry_delay: wait,
 	// then resend that message), UNAVAILABLE (not written; resend), UNKNOWN
 	// (outcome unknown). A message refused at once (invalid, too large for
-	// --max-message-bytes, or no capacity) gets its response at once; the
-	// stream goes on.
+	// --max-message-bytes, not allowed, or no capacity) gets its response at
+	// once; the stream goes on.
 	//
 	// The stream ends:
 	//
 	//   - OK, after the client half-closed and every response was sent.
+	//   - UNAUTHENTICATED, before anything is read, as for Publish (ErrorInfo
+	//     NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL).
+	//   - RESOURCE_EXHAUSTED with ErrorInfo reason TOO_MANY_STREAMS and
+	//     RetryInfo, before anything is read: the principal holds as many
+	//     PublishStream streams as the gateway allows one principal
+	//     (--max-publish-streams-per-principal, 100; counted apart from
+	//     Subscribe streams). Close one, or publish on the streams you hold.
 	//   - UNAVAILABLE, when the gateway shuts down: responses for messages
 	//     already handed to Kafka are sent first where the broker answers in
 	//     time; for messages without a response the outcome is unknown.

@@ -93,38 +93,47 @@ type SubscriberClient interface {
 	//     ordering, max_delivery_attempts without dead_letter_topic),
 	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
 	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
-	//     INVALID_NACK (a nack delay out of
-	//     range), INVALID_EXTEND (an extend deadline out of range),
-	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
-	//     the request; do not retry unchanged.
+	//     INVALID_NACK (a nack delay out of range), INVALID_EXTEND (an extend
+	//     deadline out of range), MALFORMED_REQUEST (a request that does not
+	//     decode, see above). Fix the request; do not retry unchanged.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the stream has none it accepts; refused before `open` is read.
+	//     ErrorInfo reason NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL.
+	//     Fix the credentials; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
 	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
 	//     cluster creates topics on first use), then reconnect.
 	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
 	//     the group are open on this gateway with another `ordering`. Open with
 	//     theirs, or use another group.
-	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
-	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
-	//     the gateway's --acl), or the gateway's Kafka credentials may not
-	//     read the topic or join the group (Kafka's reason, for example
-	//     TOPIC_AUTHORIZATION_FAILED).
+	//   - PERMISSION_DENIED: not allowed. ErrorInfo reason NOT_ALLOWED: no rule
+	//     of the gateway's ACL lets this principal subscribe to a topic in this
+	//     group, or publish to dead_letter_topic. Consumer groups have owners:
+	//     a subscribe rule without a group pattern allows only the principal's
+	//     own groups, its name or its name followed by '.' and anything
+	//     ("alice", "alice.billing"); any other group needs a rule naming it.
+	//     Ask the gateway's operator. A Kafka error name such as
+	//     TOPIC_AUTHORIZATION_FAILED or GROUP_AUTHORIZATION_FAILED: the
+	//     gateway's own Kafka credentials may not read the topic or join the
+	//     group. Neither says whether the topic exists.
 	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
 	//     gateway's subscription memory budget is spent (reason
 	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
-	//     another instance), or the caller has --max-streams-per-principal
-	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
-	//     kgate's ErrorInfo: a request was larger
-	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
-	//     message larger than max (N vs. M)"); the stream ended at once and a
-	//     retry will not help: send fewer ack ids per request.
+	//     another instance), or, before `open` is read, the principal holds as
+	//     many Subscribe streams as the gateway allows one principal
+	//     (TOO_MANY_STREAMS, --max-subscribe-streams-per-principal, 1000;
+	//     counted apart from PublishStream streams; close one, or wait and
+	//     retry). Without kgate's ErrorInfo: a request was larger than the
+	//     gateway's --max-request-bytes (grpc-go's "grpc: received message
+	//     larger than max (N vs. M)"); the stream ended at once and a retry
+	//     will not help: send fewer ack ids per request.
 	//   - UNAVAILABLE: the brokers cannot be reached (Kafka's reason), or the
 	//     gateway is shutting down (reason GATEWAY_SHUTTING_DOWN). Reconnect
 	//     (to another instance), with backoff. Acked offsets were committed
 	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
 	//     the connection broke; acks sent since the last commit may be lost,
 	//     so their records may come again.
-	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
-	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
 	//
@@ -226,38 +235,47 @@ type SubscriberServer interface {
 	//     ordering, max_delivery_attempts without dead_letter_topic),
 	//     INVALID_TOPIC (an illegal topic name), ALREADY_OPEN (a second
 	//     `open`), EMPTY_REQUEST (none of ack, nack, extend, drain set),
-	//     INVALID_NACK (a nack delay out of
-	//     range), INVALID_EXTEND (an extend deadline out of range),
-	//     MALFORMED_REQUEST (a request that does not decode, see above). Fix
-	//     the request; do not retry unchanged.
+	//     INVALID_NACK (a nack delay out of range), INVALID_EXTEND (an extend
+	//     deadline out of range), MALFORMED_REQUEST (a request that does not
+	//     decode, see above). Fix the request; do not retry unchanged.
+	//   - UNAUTHENTICATED: the gateway requires an identity (a bearer token in
+	//     "authorization: Bearer <token>" metadata, or a client certificate)
+	//     and the stream has none it accepts; refused before `open` is read.
+	//     ErrorInfo reason NO_IDENTITY, UNKNOWN_TOKEN or RESERVED_PRINCIPAL.
+	//     Fix the credentials; do not retry unchanged.
 	//   - NOT_FOUND: a subscribed topic does not exist (ErrorInfo reason
 	//     UNKNOWN_TOPIC, as for Publish). Create it (or publish to it when the
 	//     cluster creates topics on first use), then reconnect.
 	//   - FAILED_PRECONDITION (ErrorInfo reason ORDERING_MISMATCH): streams of
 	//     the group are open on this gateway with another `ordering`. Open with
 	//     theirs, or use another group.
-	//   - PERMISSION_DENIED: the caller may not subscribe to the topic or use
-	//     the group, or publish to the dead-letter topic (reason NOT_ALLOWED,
-	//     the gateway's --acl), or the gateway's Kafka credentials may not
-	//     read the topic or join the group (Kafka's reason, for example
-	//     TOPIC_AUTHORIZATION_FAILED).
+	//   - PERMISSION_DENIED: not allowed. ErrorInfo reason NOT_ALLOWED: no rule
+	//     of the gateway's ACL lets this principal subscribe to a topic in this
+	//     group, or publish to dead_letter_topic. Consumer groups have owners:
+	//     a subscribe rule without a group pattern allows only the principal's
+	//     own groups, its name or its name followed by '.' and anything
+	//     ("alice", "alice.billing"); any other group needs a rule naming it.
+	//     Ask the gateway's operator. A Kafka error name such as
+	//     TOPIC_AUTHORIZATION_FAILED or GROUP_AUTHORIZATION_FAILED: the
+	//     gateway's own Kafka credentials may not read the topic or join the
+	//     group. Neither says whether the topic exists.
 	//   - RESOURCE_EXHAUSTED with kgate's ErrorInfo and RetryInfo: the
 	//     gateway's subscription memory budget is spent (reason
 	//     SUBSCRIPTION_BUDGET_EXHAUSTED; retry after the delay, or connect to
-	//     another instance), or the caller has --max-streams-per-principal
-	//     streams open (TOO_MANY_STREAMS; retry after the delay). Without
-	//     kgate's ErrorInfo: a request was larger
-	//     than the gateway's --max-request-bytes (grpc-go's "grpc: received
-	//     message larger than max (N vs. M)"); the stream ended at once and a
-	//     retry will not help: send fewer ack ids per request.
+	//     another instance), or, before `open` is read, the principal holds as
+	//     many Subscribe streams as the gateway allows one principal
+	//     (TOO_MANY_STREAMS, --max-subscribe-streams-per-principal, 1000;
+	//     counted apart from PublishStream streams; close one, or wait and
+	//     retry). Without kgate's ErrorInfo: a request was larger than the
+	//     gateway's --max-request-bytes (grpc-go's "grpc: received message
+	//     larger than max (N vs. M)"); the stream ended at once and a retry
+	//     will not help: send fewer ack ids per request.
 	//   - UNAVAILABLE: the brokers cannot be reached (Kafka's reason), or the
 	//     gateway is shutting down (reason GATEWAY_SHUTTING_DOWN). Reconnect
 	//     (to another instance), with backoff. Acked offsets were committed
 	//     where the broker allowed it. UNAVAILABLE without kgate's ErrorInfo:
 	//     the connection broke; acks sent since the last commit may be lost,
 	//     so their records may come again.
-	//   - UNAUTHENTICATED: the gateway requires a bearer token or a client
-	//     certificate and got none it knows (no ErrorInfo).
 	//   - CANCELED / DEADLINE_EXCEEDED: the client ended the stream.
 	//   - INTERNAL: a bug; details are in the gateway's log. Reconnect.
 	//
