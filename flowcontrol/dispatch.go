@@ -879,6 +879,32 @@ func (d *Dispatcher) Partitions() []PartitionState {
 	return out
 }
 
+// SessionState is what Sessions reports of one session.
+type SessionState struct {
+	ID SessionID
+	// Records and Bytes are what it holds now: handed to it and not acked,
+	// nacked or expired; MaxRecords and MaxBytes its window.
+	Records, MaxRecords int
+	Bytes, MaxBytes     int64
+	Draining            bool
+	// Partitions it serves under OrderPartition, ordered.
+	Partitions []TopicPartition
+}
+
+// SessionStates reports every session, in joining order.
+func (d *Dispatcher) SessionStates() []SessionState {
+	out := make([]SessionState, 0, len(d.order))
+	for _, s := range d.order {
+		st := SessionState{ID: s.id, Records: s.msgs, MaxRecords: s.cfg.MaxMessages, Bytes: s.bytes, MaxBytes: s.cfg.MaxBytes, Draining: s.draining}
+		for _, p := range s.parts {
+			st.Partitions = append(st.Partitions, p.tp)
+		}
+		slices.SortFunc(st.Partitions, compareTP)
+		out = append(out, st)
+	}
+	return out
+}
+
 // TakeNotices returns the assignment notices for sessions since the last
 // call, in order. Deliver them before the deliveries that follow.
 func (d *Dispatcher) TakeNotices() []Notice {

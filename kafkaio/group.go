@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -64,6 +65,9 @@ type groupConsumer struct {
 	lastCommit time.Time
 	lastLag    time.Time
 	lastWatch  time.Time
+	lastInfo   time.Time
+
+	info atomic.Pointer[GroupInfo] // written by the owner, read by Subscriber.Groups
 }
 
 // fetchState is the owner's view of one assigned partition's fetching.
@@ -378,6 +382,10 @@ func (g *groupConsumer) chores(now time.Time) (time.Duration, bool) {
 		g.committer.offer(g.d.Commits())
 	}
 	g.report(now)
+	if now.Sub(g.lastInfo) >= infoEvery {
+		g.lastInfo = now
+		g.publishInfo(now)
+	}
 	if len(g.sessions) == 0 && !g.idleSince.IsZero() && now.Sub(g.idleSince) >= g.sub.cfg.Linger && g.sub.retire(g) {
 		g.log.Info("no stream of the group for the linger time: the consumer leaves the group", "linger", g.sub.cfg.Linger)
 		return 0, true

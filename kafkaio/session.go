@@ -50,9 +50,10 @@ var ErrSubscriberClosed = errors.New("the gateway's subscriber is closed")
 // Close detaches the session: the records it had and did not ack go to the
 // group's other sessions.
 type Session struct {
-	g   *groupConsumer
-	id  flowcontrol.SessionID
-	cfg flowcontrol.SessionConfig
+	g      *groupConsumer
+	id     flowcontrol.SessionID
+	cfg    flowcontrol.SessionConfig
+	client string // SubscriptionConfig.Client
 
 	mu     sync.Mutex
 	events []outItem

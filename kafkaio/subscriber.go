@@ -139,6 +139,9 @@ type SubscriptionConfig struct {
 	// group on one gateway must agree (KindConflict otherwise), unless no
 	// stream of the group is open and none of its records is held.
 	Ordering flowcontrol.Ordering
+	// Client says who the stream's client is (its peer and principal), for
+	// GroupInfo; optional.
+	Client string
 	// Window is the stream's window and redelivery policy. Zero fields get
 	// defaults: 10000 records, 10 MiB, 30 s deadline, 100 ms to 60 s
 	// backoff, 5 attempts when DeadLetterTopic is set.
@@ -281,7 +284,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Se
 			return nil, g.startErr
 		}
 	}
-	sess := &Session{g: g, id: id, cfg: cfg.Window, sig: make(chan struct{}, 1)}
+	sess := &Session{g: g, id: id, cfg: cfg.Window, client: cfg.Client, sig: make(chan struct{}, 1)}
 	var refused error
 	done := make(chan struct{})
 	g.send(ctx, command{kind: cmdAttach, sess: sess, ordering: cfg.Ordering, done: done, err: &refused})

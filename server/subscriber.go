@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -125,6 +126,10 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 	case <-s.stopping.Done():
 		return errShuttingDown
 	default:
+	}
+	cfg.Client = Principal(ctx)
+	if p, ok := peer.FromContext(ctx); ok {
+		cfg.Client += "@" + p.Addr.String()
 	}
 	sub, err := s.sub.Subscribe(ctx, cfg)
 	if err != nil {

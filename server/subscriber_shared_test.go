@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,18 @@ func TestSubscribeStreamsShareOneConsumerAndChurnCausesNoRebalance(t *testing.T)
 	if g := groups[group]; len(g.Members) != 1 {
 		t.Errorf("group %s has %d members, want the gateway's one consumer", group, len(g.Members))
 	}
+	// What the gateway reports of the group: one stream serving all four
+	// partitions, everything acked.
+	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "the group's report shows its one stream", func() bool {
+		for _, info := range gw.ksub.Groups() {
+			if info.Group != group {
+				continue
+			}
+			return len(info.Sessions) == 1 && len(info.Sessions[0].Partitions) == 4 && len(info.Partitions) == 4 &&
+				info.HeldRecords == 0 && strings.HasPrefix(info.Sessions[0].Client, "anonymous@127.0.0.1:")
+		}
+		return false
+	})
 }
 
 // TestSubscribeOrderingWithMoreStreamsThanPartitions runs each ordering
