@@ -94,7 +94,7 @@ func main() {
 	flag.IntVar(&o.overloadQ, "overload-queue", 200, "queue.buffering.max.messages of the overload phase's gateway")
 	flag.Int64Var(&o.overloadMax, "overload-max-inflight-bytes", 64<<20, "--max-inflight-bytes of the overload phase's gateway")
 	flag.Var(o.gatewayKafka, "gateway-kafka", "librdkafka property key=value for every gateway the bench starts (repeatable)")
-	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,overload (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,streams (200 streams of one group),churn (a stream leaving and joining every 2 s),overload (default all)")
 	flag.StringVar(&o.jsonOut, "json", "", "write all results to this JSON file")
 	flag.StringVar(&o.compare, "compare", "", "print the differences from the results in this JSON file (written by --json)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "profile mode: run the gateway in a child of this binary (wired from kafkaio and server) with runtime/pprof writing this file, under the load of --profile-phase")

@@ -172,6 +172,20 @@ func run(ctx context.Context, o *options) error {
 		}
 		gw.stop()
 	}
+	for _, ph := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"streams", e.streams}, {"churn", e.churn}} {
+		if !o.want(ph.name) {
+			continue
+		}
+		if err := ph.run(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.notes = append(e.notes, ph.name+" phase failed: "+err.Error())
+		}
+	}
 	if o.want("overload") {
 		if err := e.overload(ctx); err != nil {
 			return err

@@ -22,7 +22,10 @@ import (
 
 // TestSoak publishes and subscribes for KGATE_SOAK_DURATION (make soak;
 // SOAK_DURATION=2m make soak) under random faults: failed offset commits,
-// produce errors, members joining and leaving, broker request delays.
+// produce errors, broker request delays, and a second stream of the group
+// joining and leaving, alternately on the steady stream's gateway (a local
+// hand-over of partitions) and on a second gateway whose group consumer
+// lingers 300 ms (so it joins and leaves the Kafka group: rebalances).
 // The steady stream must stay open throughout and never go longer than
 // soakMaxIdle without a record while the load runs or records are left;
 // at the end every OK'd record must have been received. The verifier's
@@ -36,6 +39,7 @@ func TestSoak(t *testing.T) {
 	brokers := c.ListenAddrs()[0]
 	topic := kafkatest.CreateTopic(t, brokers, "soak", 6)
 	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
+	other := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers}, func(s *kafkaio.SubscriberConfig) { s.Linger = 300 * time.Millisecond })
 	commitFails := failCommits(c, 5)
 	var delays atomic.Int64
 	var delayOn atomic.Bool
@@ -79,7 +83,11 @@ func TestSoak(t *testing.T) {
 				member.Cancel()
 				member = nil
 			} else {
-				member = gatewaytest.OpenStreamFor(t, gw.sub, earliest(topic, group), life)
+				on := gw
+				if joins%2 == 1 {
+					on = other
+				}
+				member = gatewaytest.OpenStreamFor(t, on.sub, earliest(topic, group), life)
 				mctx, mstop := context.WithCancel(ctx)
 				m := member
 				wg.Add(1)
@@ -100,8 +108,12 @@ func TestSoak(t *testing.T) {
 	worst, deliveries := idle.stop()
 	ends := endOffsets(t, brokers, topic)
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	t.Logf("soak %v: %d produce faults, %d joins, %d failed commits, %d delayed requests, slowest publish %v; steady stream: %d deliveries, longest without one %v; committed %v of %v",
-		d, faults, joins, commitFails.Load(), delays.Load(), load.slowest().Round(time.Millisecond), deliveries, worst.Round(time.Millisecond), committed(t, adm, group, topic), ends)
+	t.Logf("soak %v: %d produce faults, %d joins (half of them on a second gateway), %d Kafka rebalances, %d failed commits, %d delayed requests, slowest publish %v; steady stream: %d deliveries, longest without one %v; %d redeliveries, %d stall recoveries; committed %v of %v",
+		d, faults, joins, int(gw.metric(t, "kgate_subscribe_rebalances_total")+other.metric(t, "kgate_subscribe_rebalances_total")), commitFails.Load(), delays.Load(),
+		load.slowest().Round(time.Millisecond), deliveries, worst.Round(time.Millisecond),
+		int(gw.metric(t, "kgate_subscribe_redeliveries_total")+other.metric(t, "kgate_subscribe_redeliveries_total")),
+		int(gw.metric(t, "kgate_subscribe_stall_recoveries_total")+other.metric(t, "kgate_subscribe_stall_recoveries_total")),
+		committed(t, adm, group, topic), ends)
 	select {
 	case <-steady.Done:
 		t.Errorf("the steady stream ended before the soak did: %v", steady.EndErr)
