@@ -264,6 +264,9 @@ func (g *groupConsumer) apply(cmd command, now time.Time) {
 		if g.sessions[s.id] == nil {
 			return
 		}
+		// What the session's Next handed out since the sends were last
+		// applied: its client may be acking it already.
+		g.applySentOf(s)
 		for _, id := range cmd.ids {
 			var ok bool
 			switch cmd.kind {

@@ -479,3 +479,107 @@ func TestSubscribeBudgetSpentRefusesNewGroups(t *testing.T) {
 	c := openStream(t, gw, earliest([]string{topic}, kafkatest.Name("g")))
 	owned(t, c, 1, 30*time.Second)
 }
+
+// TestSubscribeChurnUnderLoadCausesNoRedelivery: 12 streams of a group,
+// by key, under a steady load, while every half second one stream drains,
+// acks what it holds and leaves, and another joins. Every record is
+// delivered once: a stream's acks are never refused (a client acks what it
+// was just sent, before the gateway has marked it sent: that race made
+// acks be ignored, and their records come again after the deadline), and
+// nothing leaves with a stream.
+func TestSubscribeChurnUnderLoadCausesNoRedelivery(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "keychurn", 8)
+	gw := startGateway(t, kafkaProducer(brokers))
+	group := kafkatest.Name("g")
+	open := ordered(earliest([]string{topic}, group), kgatev1.Ordering_ORDERING_KEY)
+	open.MaxMessagesPerResponse = 100
+	var mu sync.Mutex
+	got := map[string]int{}
+	type member struct {
+		s          *stream
+		stop, done chan struct{}
+	}
+	join := func() *member {
+		m := &member{s: openStream(t, gw, open), stop: make(chan struct{}), done: make(chan struct{})}
+		go func() {
+			defer close(m.done)
+			for {
+				select {
+				case r := <-m.s.Msgs:
+					mu.Lock()
+					got[key(r)]++
+					mu.Unlock()
+					m.s.Ack(r.AckId)
+				case <-m.stop:
+					return
+				case <-m.s.Done:
+					return
+				}
+			}
+		}()
+		return m
+	}
+	var members []*member
+	for range 12 {
+		members = append(members, join())
+	}
+	defer func() {
+		for _, m := range members {
+			close(m.stop)
+			<-m.done
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	published := 0
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for ctx.Err() == nil {
+			publishKeyed(t, gw, topic, 20, 64)
+			published += 20
+			time.Sleep(10 * time.Millisecond) // pacing the load
+		}
+	}()
+	for range 8 {
+		time.Sleep(500 * time.Millisecond) // the churn's pace
+		old := members[0]
+		members = members[1:]
+		old.s.Send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Drain{Drain: &kgatev1.SubscribeDrain{}}})
+		select {
+		case <-old.s.Drained:
+		case <-time.After(10 * time.Second * timeoutScale):
+			t.Fatal("no drained")
+		}
+		// What came before drained is acked by the member's goroutine;
+		// wait for that before it stops.
+		kafkatest.Eventually(t, 10*time.Second*timeoutScale, "the leaving member acked what it got", func() bool { return len(old.s.Msgs) == 0 })
+		close(old.stop)
+		<-old.done
+		if err := old.s.End(10 * time.Second); err != nil {
+			t.Fatalf("half-close after drain: %v", err)
+		}
+		members = append(members, join())
+	}
+	cancel()
+	<-pubDone
+	kafkatest.Eventually(t, 20*time.Second*timeoutScale, "every record delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == published
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for k, n := range got {
+		if n != 1 {
+			t.Errorf("record %s delivered %d times", k, n)
+		}
+	}
+	if n := metric(t, gw, "kgate_subscribe_redeliveries_total"); n != 0 {
+		t.Errorf("%v redeliveries, want 0", n)
+	}
+	if n := metric(t, gw, "kgate_subscribe_ignored_acks_total"); n != 0 {
+		t.Errorf("%v acks ignored, want 0", n)
+	}
+}
