@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kgate/kgate/flowcontrol"
@@ -12,6 +13,19 @@ import (
 // DeadLetterPublisher writes dead letters; *Producer implements it.
 type DeadLetterPublisher interface {
 	Publish(ctx context.Context, topic string, msgs []Message) ([]Result, error)
+}
+
+// GatewayHeaderPrefix starts the keys of the headers only the gateway
+// writes (kgate.dlq.topic, ...), in any case: clients may not publish
+// them, and the dead-letter writer drops a record's own before it adds the
+// gateway's.
+const GatewayHeaderPrefix = "kgate."
+
+// IsGatewayHeader reports whether key starts with GatewayHeaderPrefix, in
+// any case, so that no consumer matching keys without regard to case takes
+// a client's header for the gateway's.
+func IsGatewayHeader(key string) bool {
+	return len(key) >= len(GatewayHeaderPrefix) && strings.EqualFold(key[:len(GatewayHeaderPrefix)], GatewayHeaderPrefix)
 }
 
 // Headers the gateway writes on a dead letter, after the record's own.
@@ -29,7 +43,16 @@ const (
 func (g *groupConsumer) deadLetter(e *flowcontrol.Entry) {
 	origin := e.Payload().(*Record)
 	topic, attempts := e.DeadLetterTopic(), e.Attempt()
-	hs := append(append([]Header(nil), origin.Headers...),
+	// The record's own headers, but none of kgate's: a record written by a
+	// direct Kafka client may carry forged kgate.dlq.* ones, and only the
+	// gateway's, appended here, may be trusted by a redrive.
+	hs := make([]Header, 0, len(origin.Headers)+5)
+	for _, h := range origin.Headers {
+		if !IsGatewayHeader(h.Key) {
+			hs = append(hs, h)
+		}
+	}
+	hs = append(hs,
 		Header{Key: HeaderDeadLetterTopic, Value: []byte(origin.Topic)},
 		Header{Key: HeaderDeadLetterPartition, Value: []byte(strconv.Itoa(int(origin.Partition)))},
 		Header{Key: HeaderDeadLetterOffset, Value: []byte(strconv.FormatInt(origin.Offset, 10))},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -217,10 +216,10 @@ func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
 	if hs := m.GetHeaders(); len(hs) > 0 {
 		km.Headers = make([]kafkaio.Header, len(hs))
 		for j, h := range hs {
-			if reservedHeader(h.GetKey()) {
+			if kafkaio.IsGatewayHeader(h.GetKey()) {
 				return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: ReasonReservedHeader,
 					Message: fmt.Sprintf("%s.headers[%d]: key %s starts with %q, which the gateway reserves for the headers it writes itself (dead letters): rename the header",
-						name, j, kafkaio.QuoteName(h.GetKey()), reservedHeaderPrefix)}
+						name, j, kafkaio.QuoteName(h.GetKey()), kafkaio.GatewayHeaderPrefix)}
 			}
 			km.Headers[j] = kafkaio.Header{Key: h.GetKey(), Value: h.GetValue()}
 		}
@@ -228,20 +227,9 @@ func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
 	return km, nil
 }
 
-// reservedHeaderPrefix starts the keys of the headers only the gateway
-// writes (kgate.dlq.topic, ...), in any case.
-const reservedHeaderPrefix = "kgate."
-
 // ReasonReservedHeader is the ErrorInfo reason of a message refused for a
 // header key of the gateway's own.
 const ReasonReservedHeader = "RESERVED_HEADER"
-
-// reservedHeader reports whether a client's header key is reserved: it
-// starts with "kgate.", in any case, so that no consumer matching keys
-// without regard to case takes a client's header for the gateway's.
-func reservedHeader(key string) bool {
-	return len(key) >= len(reservedHeaderPrefix) && strings.EqualFold(key[:len(reservedHeaderPrefix)], reservedHeaderPrefix)
-}
 
 // outcomeOf is the per-message outcome clients see in PublishFailure and
 // PublishStreamResponse.

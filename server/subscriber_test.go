@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
@@ -275,5 +276,45 @@ func TestSubscribeStalledClientGetsExactlyTheWindowAndStaysInGroup(t *testing.T)
 	}
 	if g := groups[group]; len(g.Members) != 1 || g.State != "Stable" {
 		t.Fatalf("group %s: state %s with %d members, want the stream still a Stable member", group, g.State, len(g.Members))
+	}
+}
+
+// TestDeadLetterCarriesOnlyTheGatewaysHeaders: a record written to Kafka
+// directly with forged kgate.dlq.* headers is dead-lettered with the
+// gateway's headers only, so a redrive can trust them; its other headers
+// are kept.
+func TestDeadLetterCarriesOnlyTheGatewaysHeaders(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "forged", 1)
+	dlq := kafkatest.CreateTopic(t, brokers, "forged-dlq", 1)
+	gw := startGateway(t, kafkaProducer(brokers))
+	cl := kafkatest.Client(t, brokers)
+	forged := &kgo.Record{Topic: topic, Value: []byte("v"), Headers: []kgo.RecordHeader{
+		{Key: "kgate.dlq.topic", Value: []byte("elsewhere")}, {Key: "KGATE.dlq.offset", Value: []byte("99")}, {Key: "trace", Value: []byte("t1")}}}
+	if err := cl.ProduceSync(testContext(t, 10*time.Second), forged).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	open := earliest([]string{topic}, kafkatest.Name("g"))
+	open.MaxDeliveryAttempts, open.DeadLetterTopic = 1, dlq
+	s := openStream(t, gw, open)
+	s.Nack(durationpb.New(0), s.Next(30*time.Second).AckId)
+	var hs []string
+	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "the record reaches the dead-letter topic", func() bool {
+		recs := kafkatest.ReadAll(t, brokers, dlq)
+		if len(recs) == 0 {
+			return false
+		}
+		hs = hs[:0]
+		for _, h := range recs[0].Headers {
+			if h.Key != "kgate.dlq.reason" {
+				hs = append(hs, h.Key+"="+string(h.Value))
+			}
+		}
+		return true
+	})
+	want := fmt.Sprintf("[trace=t1 kgate.dlq.topic=%s kgate.dlq.partition=0 kgate.dlq.offset=0 kgate.dlq.attempts=1]", topic)
+	if fmt.Sprint(hs) != want {
+		t.Fatalf("dead letter headers %v, want %s", hs, want)
 	}
 }
