@@ -257,7 +257,7 @@ type SubscribeRequest_Open struct {
 
 type SubscribeRequest_Ack struct {
 	// Acknowledges records: they are processed and will not be delivered
-	// again by this stream.
+	// again (to any stream of the group).
 	Ack *SubscribeAck `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
 }
 
@@ -296,38 +296,46 @@ type SubscribeOpen struct {
 	// exist (NOT_FOUND, reason UNKNOWN_TOPIC).
 	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
 	// Kafka consumer group id, 1 to 255 characters. Required. Streams with
-	// the same group share the partitions and the committed offsets.
+	// the same group share the partitions and the committed offsets; on one
+	// gateway they share one Kafka consumer (per topic set).
 	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	// Where to start when the group has no committed offset for a partition:
-	// one of the StartPosition values. Defaults to latest.
+	// one of the StartPosition values. Defaults to latest. The group's first
+	// stream on a gateway decides it for the group's consumer there.
 	StartPosition StartPosition `protobuf:"varint,3,opt,name=start_position,json=startPosition,proto3,enum=kgate.v1.StartPosition" json:"start_position,omitempty"`
-	// Most records delivered to this stream and not yet acked (nacked records
-	// waiting for redelivery count too). When the stream is at this limit the
-	// gateway stops fetching for it. 1 to 1000000; 0 means the default,
-	// 10000 (memory is bounded by max_outstanding_bytes as well). Each time
-	// the limit is reached the gateway pauses the stream's partitions and must
-	// fetch again when there is room, so a small limit costs throughput.
+	// Most records with this stream at once: sent or queued for it, and not
+	// yet acked, nacked or expired. What waits to be sent is bounded by it,
+	// never more. When no stream of the group has room the gateway pauses
+	// fetching the partitions with records waiting (and keeps polling, so it
+	// stays in the group). 1 to 1000000; 0 means the default, 10000 (memory
+	// is bounded by max_outstanding_bytes as well, and by the gateway's
+	// subscription budget). A small limit costs throughput: each time it is
+	// reached, fetching pauses and starts again when there is room.
 	MaxOutstandingMessages int64 `protobuf:"varint,4,opt,name=max_outstanding_messages,json=maxOutstandingMessages,proto3" json:"max_outstanding_messages,omitempty"`
 	// Most bytes (key, value and headers) of such records: 1 to 1073741824
 	// (1 GiB); 0 means the default, 10 MiB (10485760). A single record larger
-	// than this is still delivered when nothing else is outstanding.
+	// than this is still delivered when nothing else is with the stream.
 	MaxOutstandingBytes int64 `protobuf:"varint,5,opt,name=max_outstanding_bytes,json=maxOutstandingBytes,proto3" json:"max_outstanding_bytes,omitempty"`
-	// Time the client has to ack or nack a record before it is delivered again
-	// (with delivery_attempt + 1): 1 s to 10 min; 0 means the default, 30 s.
+	// Time the client has to ack or nack a record, counted from when it was
+	// sent, before it is delivered again (with delivery_attempt + 1): 1 s to
+	// 10 min; 0 means the default, 30 s. A record queued for the stream and
+	// not yet sent (a client that stopped reading) does not expire.
 	AckDeadline *durationpb.Duration `protobuf:"bytes,6,opt,name=ack_deadline,json=ackDeadline,proto3" json:"ack_deadline,omitempty"`
-	// After this many deliveries of a record that all ended in nack or in an
-	// expired ack deadline, the record is written to dead_letter_topic and
-	// counts as acked. 0 means never (unlimited redelivery). Above 0 (at most
+	// After this many deliveries of a record that all ended in nack, in an
+	// expired ack deadline, or with the end of the stream that had it, the
+	// record is written to dead_letter_topic and counts as acked. 0 means never (unlimited redelivery). Above 0 (at most
 	// 2147483647) it needs dead_letter_topic; negative is refused.
 	MaxDeliveryAttempts int32 `protobuf:"varint,7,opt,name=max_delivery_attempts,json=maxDeliveryAttempts,proto3" json:"max_delivery_attempts,omitempty"`
 	// Topic that receives dead-lettered records, with the original key, value
-	// and headers plus headers kgate.dlq.topic, kgate.dlq.partition,
-	// kgate.dlq.offset, kgate.dlq.attempts and kgate.dlq.reason. A legal topic
+	// and headers (but any of the record's own starting with "kgate.") plus
+	// headers kgate.dlq.topic, kgate.dlq.partition, kgate.dlq.offset,
+	// kgate.dlq.attempts and kgate.dlq.reason. A legal topic
 	// name (as for topics) that the caller may publish to. Setting it without
 	// max_delivery_attempts means max_delivery_attempts = 5.
 	DeadLetterTopic string `protobuf:"bytes,8,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	// Delay before redelivering a record after a nack without delay or an
-	// expired ack deadline, on its first redelivery; it doubles with every
+	// expired ack deadline, on its first redelivery (from the gateway's
+	// memory: a nack does not re-read Kafka); it doubles with every
 	// further attempt up to max_backoff. Up to 10 min, and at most
 	// max_backoff (so above 60 s set max_backoff too); 0 means the default,
 	// 100 ms.
