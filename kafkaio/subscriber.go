@@ -272,6 +272,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Se
 			s.budget.Release("", g.buffer)
 			return nil, g.startErr
 		}
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			// Close began while the consumer started, and did not wait
+			// for it: it stops by itself (and gives its budget back).
+			g.close(time.Now().Add(lingerCloseWait))
+			s.detached(g)
+			return nil, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: reconnect, to another instance if there is one")
+		}
 	} else {
 		select {
 		case <-g.ready:
@@ -392,16 +402,19 @@ func (s *Subscriber) Close(ctx context.Context) {
 	if !ok {
 		by = time.Now().Add(time.Minute)
 	}
+	var started []*groupConsumer
 	for _, g := range gs {
-		<-g.ready
-		if g.startErr == nil {
-			g.close(by)
-		}
-	}
-	for _, g := range gs {
-		if g.startErr != nil {
+		select {
+		case <-g.ready: // a consumer still starting fails its Subscribe soon
+		case <-ctx.Done():
 			continue
 		}
+		if g.startErr == nil {
+			g.close(by)
+			started = append(started, g)
+		}
+	}
+	for _, g := range started {
 		select {
 		case <-g.done:
 		case <-ctx.Done():
