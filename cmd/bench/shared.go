@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/promtext"
 )
 
 // The shared-consumer phases (issue 11): what many streams of one group
@@ -33,25 +32,14 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// metricSum scrapes the sum of a metric's samples from a gateway.
+// metricSum scrapes the sum of a metric's samples from a gateway; -1 when
+// it cannot.
 func metricSum(addr, name string) float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	v, err := promtext.Sum(addr, name)
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	total := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-				total += v
-			}
-		}
-	}
-	return total
+	return v
 }
 
 // connectionsTo counts the TCP connections of process pid to port.

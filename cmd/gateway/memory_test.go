@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net/http"
-	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/internal/kafkatest"
+	"github.com/kgate/kgate/internal/promtext"
 )
 
 var metricsListeningRE = regexp.MustCompile(`msg="kgate listening" .*metrics=(\S+)`)
@@ -56,7 +52,7 @@ func TestNeverReadingGroupsStayWithinTheSubscriptionBudget(t *testing.T) {
 	metricsAddr := gw.waitFor(t, metricsListeningRE, startTimeout, "the metrics address")[1]
 	addr := gw.waitFor(t, grpcListeningRE, startTimeout, "the gRPC address")[1]
 	budgetUsed := func() float64 { return scrapeMetric(t, metricsAddr, "kgate_subscribe_memory_bytes") }
-	rss0 := procRSS(t, gw.cmd.Process.Pid)
+	rss0 := vmRSS(t, gw.cmd.Process.Pid)
 
 	// Clients that never read, on connections that keep HTTP/2's initial
 	// windows: what the gateway sends them is bounded by those.
@@ -91,7 +87,7 @@ func TestNeverReadingGroupsStayWithinTheSubscriptionBudget(t *testing.T) {
 		t.Fatalf("the budget used reached only %.0f MB", budgetUsed()/(1<<20))
 	}
 	time.Sleep(3 * time.Second) // the held state settles; its size is what is measured
-	rss1 := procRSS(t, gw.cmd.Process.Pid)
+	rss1 := vmRSS(t, gw.cmd.Process.Pid)
 	t.Logf("100 never-reading groups: %d refused; budget used %.0f MB; gateway RSS %d -> %d MB", refused, budgetUsed()/(1<<20), rss0>>20, rss1>>20)
 	if refused == 0 {
 		t.Error("no stream was refused: the budget bounded nothing")
@@ -104,53 +100,20 @@ func TestNeverReadingGroupsStayWithinTheSubscriptionBudget(t *testing.T) {
 		t.Fatalf("the budget is still used after the streams ended: %.0f MB", budgetUsed()/(1<<20))
 	}
 	var rss2 int64
-	pollUntil(10*time.Second, func() bool { rss2 = procRSS(t, gw.cmd.Process.Pid); return rss2-rss0 < 64<<20 })
+	pollUntil(10*time.Second, func() bool { rss2 = vmRSS(t, gw.cmd.Process.Pid); return rss2-rss0 < 64<<20 })
 	t.Logf("after the streams ended and the consumers left: gateway RSS %d MB", rss2>>20)
 	if rss2-rss0 > 64<<20 {
 		t.Errorf("the gateway kept %d MB after every consumer left; want it given back (within 64 MB of its idle RSS)", (rss2-rss0)>>20)
 	}
 }
 
-// procRSS returns a process's resident set size.
-func procRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Skipf("no /proc to read RSS from: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
-
 // scrapeMetric returns the sum of a metric's samples on the gateway's
 // metrics endpoint.
 func scrapeMetric(t *testing.T, addr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	v, err := promtext.Sum(addr, name)
 	if err != nil {
-		t.Fatalf("scraping metrics: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	total := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
-			total += v
-		}
-	}
-	return total
+	return v
 }

@@ -63,16 +63,27 @@ func TestGatewaySecurity(t *testing.T) {
 // vmRSS is the resident memory of process pid, from /proc.
 func vmRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	n, err := readRSS(pid)
 	if err != nil {
 		t.Fatalf("reading the gateway's memory: %v", err)
 	}
-	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	return n
+}
+
+var vmRSSLine = regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`)
+
+// readRSS reads process pid's VmRSS from /proc/PID/status.
+func readRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	m := vmRSSLine.FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no VmRSS in /proc/%d/status", pid)
+		return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
 	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb << 10
+	return kb << 10, nil
 }
 
 // rssPeak samples a process's RSS every 10 ms until stop is closed, and
@@ -84,11 +95,8 @@ func rssPeak(pid int, stop <-chan struct{}) <-chan int64 {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-				if m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(b); m != nil {
-					kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-					peak = max(peak, kb<<10)
-				}
+			if n, err := readRSS(pid); err == nil {
+				peak = max(peak, n)
 			}
 			select {
 			case <-stop:

@@ -3,7 +3,6 @@ package faulttest
 import (
 	"bytes"
 	"context"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,11 +10,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gatewaytest"
 	"github.com/kgate/kgate/internal/kafkatest"
 	"github.com/kgate/kgate/kafkaio"
 )
@@ -154,68 +153,21 @@ func TestThousandsOfAbandonedStreams(t *testing.T) {
 	t.Logf("%d silent + %d opened streams abandoned: goroutines %d before, %d with them open, %d after", silent, opened, base, peak, after)
 }
 
-// h2conn is a raw HTTP/2 client connection to the gateway.
-type h2conn struct {
-	c  net.Conn
-	fr *http2.Framer
-}
-
-func dialH2(t *testing.T, addr string) *h2conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	return &h2conn{c: c, fr: fr}
-}
-
-// readUntilClosed reads frames until the server closes the connection or
-// timeout; it returns the GOAWAY error code, if any, and whether the
-// connection was closed.
-func (h *h2conn) readUntilClosed(timeout time.Duration) (goaway *http2.GoAwayFrame, closed bool) {
-	_ = h.c.SetReadDeadline(time.Now().Add(timeout))
-	for {
-		f, err := h.fr.ReadFrame()
-		if err != nil {
-			var ne net.Error
-			if errorsAs(err, &ne) && ne.Timeout() {
-				return goaway, false
-			}
-			return goaway, true
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				_ = h.fr.WriteSettingsAck()
-			}
-		case *http2.GoAwayFrame:
-			goaway = f
-		}
-	}
-}
-
 // TestHTTP2PingFloodIsCutOff sends PING frames as fast as it can on a
 // connection with no streams. A server must stop answering such a flood
 // (grpc-go's keepalive enforcement: GOAWAY ENHANCE_YOUR_CALM
 // "too_many_pings" and a closed connection).
 func TestHTTP2PingFloodIsCutOff(t *testing.T) {
 	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: kafkatest.Brokers(t)})
-	h := dialH2(t, gw.addr)
+	h := gatewaytest.DialH2(t, gw.addr)
 	sent := 0
 	for ; sent < 10000; sent++ {
-		if err := h.fr.WritePing(false, [8]byte{byte(sent)}); err != nil {
+		if err := h.Framer.WritePing(false, [8]byte{byte(sent)}); err != nil {
 			break // the server closed the connection
 		}
 	}
-	goaway, closed := h.readUntilClosed(10 * time.Second)
+	o := h.ReadUntilClosed(10 * time.Second)
+	goaway, closed := o.GoAway, o.Closed
 	t.Logf("ping flood: %d pings written; GOAWAY %v; connection closed %v", sent, goaway, closed)
 	if !closed || goaway == nil || goaway.ErrCode != http2.ErrCodeEnhanceYourCalm {
 		t.Errorf("the server did not cut off a ping flood (GOAWAY %v, closed %v): set a keepalive.EnforcementPolicy in server/grpc.go", goaway, closed)
@@ -234,28 +186,23 @@ func TestHTTP2RapidReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := runtime.NumGoroutine()
-	h := dialH2(t, gw.addr)
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/kgate.v1.Subscriber/Subscribe"},
-		{":authority", gw.addr}, {"content-type", "application/grpc"}, {"te", "trailers"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
+	h := gatewaytest.DialH2(t, gw.addr)
 	sent := 0
-	for id := uint32(1); sent < 20000; id += 2 {
-		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+	for ; sent < 20000; sent++ {
+		id, err := h.WriteCall(gw.addr, "/kgate.v1.Subscriber/Subscribe")
+		if err != nil {
 			break
 		}
-		if err := h.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+		if err := h.Framer.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
 			break
 		}
-		sent++
 	}
-	goaway, closed := h.readUntilClosed(2 * time.Second)
+	o := h.ReadUntilClosed(2 * time.Second)
+	goaway, closed := o.GoAway, o.Closed
 	t.Logf("rapid reset: %d streams opened and reset; GOAWAY %v; connection closed %v", sent, goaway, closed)
 	if _, err := gw.pub.Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: kafkatest.Name("rr"), Messages: []*kgatev1.Message{{Value: []byte("y")}}}); err != nil {
 		t.Fatalf("the gateway stopped serving after a rapid-reset flood: %v", err)
 	}
-	h.c.Close()
+	h.Conn.Close()
 	goroutinesSettle(t, base, 20, 30*time.Second*timeoutScale, "after the rapid-reset flood")
 }
