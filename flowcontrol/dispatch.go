@@ -200,15 +200,6 @@ func (it sentItem) live(s *session) bool {
 	return it.e.state == stateOutstanding && it.e.sess == s && it.e.attempt == it.attempt && !it.e.timed
 }
 
-// pool is the room that a set of partitions shares: the window of the
-// session serving them (OrderPartition) or the windows of every session.
-type pool struct {
-	msgs       int
-	bytes      int64
-	refused    int
-	contenders int
-}
-
 // Dispatcher decides, for one group consumer, which session gets which
 // record, holds the records from poll to ack, and computes what to commit.
 // It keeps every held record (the caller's payload) in memory, so a
@@ -843,68 +834,6 @@ func (d *Dispatcher) Commits() []Commit {
 	return out
 }
 
-// PartitionState is what Partitions reports of one partition.
-type PartitionState struct {
-	TopicPartition TopicPartition
-	// Commit is the lowest offset not acked (-1 before the first record
-	// when the start is not known); AckedAbove counts the acked offsets
-	// above it that its commit's metadata carries.
-	Commit     int64
-	AckedAbove int64
-	// Held counts the partition's records held, in every state.
-	Held int
-	// Session serves the partition under OrderPartition (0 for none).
-	Session SessionID
-	Refused bool
-}
-
-// Partitions reports every assigned partition, ordered.
-func (d *Dispatcher) Partitions() []PartitionState {
-	out := make([]PartitionState, 0, len(d.parts))
-	for _, p := range d.parts {
-		st := PartitionState{TopicPartition: p.tp, Commit: -1, Held: p.live, Refused: p.refused}
-		if p.next >= 0 {
-			commit, m := p.metadata("")
-			st.Commit = commit
-			for _, r := range m.Acked {
-				st.AckedAbove += r.End - r.Start
-			}
-		}
-		if p.owner != nil {
-			st.Session = p.owner.id
-		}
-		out = append(out, st)
-	}
-	slices.SortFunc(out, func(a, b PartitionState) int { return compareTP(a.TopicPartition, b.TopicPartition) })
-	return out
-}
-
-// SessionState is what Sessions reports of one session.
-type SessionState struct {
-	ID SessionID
-	// Records and Bytes are what it holds now: handed to it and not acked,
-	// nacked or expired; MaxRecords and MaxBytes its window.
-	Records, MaxRecords int
-	Bytes, MaxBytes     int64
-	Draining            bool
-	// Partitions it serves under OrderPartition, ordered.
-	Partitions []TopicPartition
-}
-
-// SessionStates reports every session, in joining order.
-func (d *Dispatcher) SessionStates() []SessionState {
-	out := make([]SessionState, 0, len(d.order))
-	for _, s := range d.order {
-		st := SessionState{ID: s.id, Records: s.msgs, MaxRecords: s.cfg.MaxMessages, Bytes: s.bytes, MaxBytes: s.cfg.MaxBytes, Draining: s.draining}
-		for _, p := range s.parts {
-			st.Partitions = append(st.Partitions, p.tp)
-		}
-		slices.SortFunc(st.Partitions, compareTP)
-		out = append(out, st)
-	}
-	return out
-}
-
 // TakeNotices returns the assignment notices for sessions since the last
 // call, in order. Deliver them before the deliveries that follow.
 func (d *Dispatcher) TakeNotices() []Notice {
@@ -934,13 +863,6 @@ func disjoint(a, b Notice) bool {
 	return true
 }
 
-// TakePullBacks returns the pull-backs asked for since the last call.
-func (d *Dispatcher) TakePullBacks() []PullBack {
-	out := d.pullBacks
-	d.pullBacks = nil
-	return out
-}
-
 // commitOf computes p's commit; ok is false while its start is not known.
 func (d *Dispatcher) commitOf(p *partition) (Commit, bool) {
 	if p.next < 0 {
@@ -965,83 +887,6 @@ func (d *Dispatcher) current(id AckID) *Entry {
 		return nil
 	}
 	return e
-}
-
-// poolOf returns the pool p's records count against.
-func (d *Dispatcher) poolOf(p *partition) *pool {
-	if d.mode == OrderPartition {
-		if p.owner == nil {
-			return &d.orphans
-		}
-		return &p.owner.pool
-	}
-	return &d.shared
-}
-
-func (d *Dispatcher) capacity(p *partition) (msgs int, bytes int64) {
-	if d.mode != OrderPartition {
-		return d.capMsgs, d.capBytes
-	}
-	if s := p.owner; s != nil && !s.draining {
-		return s.cfg.MaxMessages, s.cfg.MaxBytes
-	}
-	return 0, 0
-}
-
-// admits reports whether p's pool has room for a record of size. While no
-// partition of the pool is refused, the pool takes records up to its
-// capacity. Once one is, the pool is contended: each partition may then
-// hold at most its share of the capacity (a partition under its share is
-// admitted even while the pool is over capacity because another partition
-// holds more than its share), so that every partition with records gets
-// its turn instead of the one read first. Held records stay within twice
-// the capacity; the sessions' windows bound what is handed out.
-func (d *Dispatcher) admits(p *partition, size int64) bool {
-	pl := d.poolOf(p)
-	capMsgs, capBytes := d.capacity(p)
-	if capMsgs == 0 {
-		return false
-	}
-	if pl.refused == 0 {
-		return pl.msgs < capMsgs && (pl.msgs == 0 || pl.bytes+size <= capBytes)
-	}
-	n := pl.contenders
-	if !p.contending {
-		n++
-	}
-	return p.live < share(capMsgs, n) && (p.live == 0 || p.bytes+size <= capBytes/int64(n))
-}
-
-// roomFor reports whether a refused partition may resume: it is under its
-// share of the contended pool.
-func (d *Dispatcher) roomFor(p *partition, size int64) bool {
-	capMsgs, capBytes := d.capacity(p)
-	if capMsgs == 0 {
-		return false
-	}
-	n := max(d.poolOf(p).contenders, 1)
-	return p.live < share(capMsgs, n) && (p.live == 0 || p.bytes+size < capBytes/int64(n))
-}
-
-func share(capacity, contenders int) int {
-	if contenders <= 1 {
-		return capacity
-	}
-	return (capacity + contenders - 1) / contenders
-}
-
-// setContending counts p in its pool's contenders while it holds records
-// or is refused.
-func (d *Dispatcher) setContending(p *partition) {
-	c := p.live > 0 || p.refused
-	if c != p.contending {
-		p.contending = c
-		if c {
-			d.poolOf(p).contenders++
-		} else {
-			d.poolOf(p).contenders--
-		}
-	}
 }
 
 // target returns the session to hand e to now, or nil.
@@ -1181,135 +1026,4 @@ func (d *Dispatcher) markAllReady() {
 			d.markReady(p)
 		}
 	}
-}
-
-// OrderPartition only: partitions to sessions.
-
-// load is the number of partitions s will serve once moves complete.
-func (s *session) load() int { return len(s.parts) - s.movingAway + s.moveTarget }
-
-// leastLoaded returns the active session with the fewest partitions, the
-// earliest joined on a tie.
-func (d *Dispatcher) leastLoaded() *session {
-	var best *session
-	for _, s := range d.order {
-		if !s.draining && (best == nil || s.load() < best.load()) {
-			best = s
-		}
-	}
-	return best
-}
-
-// setOwner makes s serve p (nil: no session), moving p's pool counts, with
-// notices to both sessions when notify is set.
-func (d *Dispatcher) setOwner(p *partition, s *session, notify bool) {
-	old := p.owner
-	if old == s {
-		return
-	}
-	from := d.poolOf(p)
-	mine := pool{msgs: p.live, bytes: p.bytes}
-	from.msgs -= mine.msgs
-	from.bytes -= mine.bytes
-	if p.refused {
-		from.refused--
-	}
-	if p.contending {
-		from.contenders--
-	}
-	if old != nil {
-		old.parts = slices.DeleteFunc(old.parts, func(x *partition) bool { return x == p })
-		if notify {
-			d.notices = append(d.notices, Notice{Session: old.id, Revoked: []TopicPartition{p.tp}})
-		}
-	}
-	p.owner = s
-	to := d.poolOf(p)
-	to.msgs += mine.msgs
-	to.bytes += mine.bytes
-	if p.refused {
-		to.refused++
-	}
-	if p.contending {
-		to.contenders++
-	}
-	if s != nil {
-		s.parts = append(s.parts, p)
-		if notify {
-			d.notices = append(d.notices, Notice{Session: s.id, Assigned: []TopicPartition{p.tp}})
-		}
-		if len(p.ready) > 0 {
-			d.markReady(p)
-		}
-	}
-}
-
-// completeMove hands p to the session it was moving to, now that its owner
-// holds none of its records.
-func (d *Dispatcher) completeMove(p *partition) {
-	to := p.moveTo
-	p.moveTo = nil
-	to.moveTarget--
-	p.owner.movingAway--
-	d.setOwner(p, to, true)
-}
-
-// spread gives partitions without an active session to the least loaded
-// sessions, then evens the sessions' loads out to within one partition. A
-// partition whose session holds none of its records moves at once; others
-// move once their records are acked, nacked or expired (their queued
-// records are pulled back).
-func (d *Dispatcher) spread() {
-	if d.mode != OrderPartition {
-		return
-	}
-	for _, tp := range d.partitionList() {
-		p := d.parts[tp]
-		if (p.owner == nil || p.owner.draining) && p.moveTo == nil {
-			if s := d.leastLoaded(); s != nil && s != p.owner {
-				d.move(p, s)
-			}
-		}
-	}
-	for {
-		var most, least *session
-		for _, s := range d.order {
-			if s.draining {
-				continue
-			}
-			if most == nil || s.load() > most.load() {
-				most = s
-			}
-			if least == nil || s.load() < least.load() {
-				least = s
-			}
-		}
-		if most == nil || most.load()-least.load() <= 1 {
-			return
-		}
-		// Move the partition of most's with the fewest records with it.
-		var pick *partition
-		for _, p := range most.parts {
-			if p.moveTo == nil && (pick == nil || p.active < pick.active) {
-				pick = p
-			}
-		}
-		if pick == nil {
-			return
-		}
-		d.move(pick, least)
-	}
-}
-
-// move moves p to s: at once when p's session holds none of its records,
-// else once it does not (its queued records are pulled back meanwhile).
-func (d *Dispatcher) move(p *partition, s *session) {
-	if p.owner == nil || p.active == 0 {
-		d.setOwner(p, s, true)
-		return
-	}
-	p.moveTo = s
-	s.moveTarget++
-	p.owner.movingAway++
-	d.pullBacks = append(d.pullBacks, PullBack{Session: p.owner.id, TP: p.tp})
 }
