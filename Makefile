@@ -70,8 +70,8 @@ GENERATED := gen $(REFLECTION_DESCRIPTORS)
 
 .PHONY: generate
 generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ and server/reflection.binpb from proto/ with buf
-	buf generate
-	buf build --as-file-descriptor-set --exclude-imports -o $(REFLECTION_DESCRIPTORS)
+	buf generate --exclude-path proto/google
+	buf build --as-file-descriptor-set --exclude-imports --exclude-path proto/google -o $(REFLECTION_DESCRIPTORS)
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when gen/ or server/reflection.binpb differs from what buf generates
