@@ -3,6 +3,7 @@ module github.com/kgate/kgate
 go 1.26.8
 
 require (
+	connectrpc.com/vanguard v0.4.0
 	github.com/confluentinc/confluent-kafka-go/v2 v2.11.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
 	github.com/twmb/franz-go v1.22.2
@@ -14,6 +15,8 @@ require (
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
+
+require connectrpc.com/connect v1.19.1 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

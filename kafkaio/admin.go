@@ -413,6 +413,9 @@ func (a *Admin) kafkaGroup(ctx context.Context, group string) (kafkaGroup, error
 		}
 	}
 	offs, err := a.ac.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group}})
+	if ke, ok := err.(kafka.Error); ok && ke.Code() == kafka.ErrGroupIDNotFound {
+		err = nil // no committed offsets
+	}
 	if err != nil {
 		return kg, unavailable(fromKafka(err, fmt.Sprintf("listing the offsets of group %s", QuoteName(group))))
 	}

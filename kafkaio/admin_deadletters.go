@@ -347,7 +347,7 @@ func (a *Admin) Redrive(ctx context.Context, topic string, f RedriveFilter, limi
 				return res, err
 			}
 			if rd.revoked() {
-				return res, errorf(KindConflict, ReasonRedriveInterrupt, "another redrive of topic %s started while this one read; nothing was written: retry", QuoteName(topic))
+				return res, errorf(KindAborted, ReasonRedriveInterrupt, "another redrive of topic %s started while this one read; nothing was written: retry", QuoteName(topic))
 			}
 			if len(recs) == 0 {
 				break
