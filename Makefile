@@ -145,6 +145,8 @@ fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
 	go test -run '^$$' -fuzz '^FuzzToKafkaMessage$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzRequestDuration$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzKeepMessages$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzHTTPPublishBody$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzRedriveProgress$$' -fuzztime $(FUZZTIME) ./kafkaio
 	go test -run '^$$' -fuzz '^FuzzParseAckID$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzDispatcher$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzDecodeCommitMetadata$$' -fuzztime $(FUZZTIME) ./flowcontrol

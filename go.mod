@@ -16,7 +16,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require connectrpc.com/connect v1.19.1 // indirect
+require connectrpc.com/connect v1.19.1
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

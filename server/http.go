@@ -3,18 +3,20 @@ package server
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
-	"io"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/vanguard"
 	"connectrpc.com/vanguard/vanguardgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -71,7 +73,7 @@ func NewHTTPHandler(cfg HTTPConfig) (http.Handler, error) {
 		}),
 		vanguard.WithDefaultServiceOptions(vanguard.WithMaxMessageBufferBytes(uint32(bodyMax))),
 		vanguard.WithUnknownHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeHTTPError(w, http.StatusNotFound, "not_found",
+			writeHTTPError(w, httpProtocol(r), http.StatusNotFound, codes.NotFound,
 				fmt.Sprintf("no route %s %s: the REST routes are the google.api.http options of proto/kgate/v1 (for example POST /v1/topics/{topic}/messages); Connect and gRPC-Web calls are POST /kgate.v1.Publisher/Publish and the like", r.Method, r.URL.Path))
 		})))
 	if err != nil {
@@ -91,7 +93,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.httpRequest(proto)
 	if proto != "grpc" && proto != "connect-stream" { // a whole body is one request
 		if r.ContentLength > h.bodyMax {
-			writeHTTPError(w, http.StatusRequestEntityTooLarge, "resource_exhausted", h.tooLarge(r.ContentLength))
+			writeHTTPError(w, proto, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, h.tooLarge(r.ContentLength))
 			return
 		}
 		// Read the whole body (the transcoder would buffer it anyway), so
@@ -100,14 +102,29 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeHTTPError(w, http.StatusRequestEntityTooLarge, "resource_exhausted", h.tooLarge(-1))
+				writeHTTPError(w, proto, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, h.tooLarge(-1))
 				return
 			}
-			writeHTTPError(w, http.StatusBadRequest, "invalid_argument", "reading the request body failed: "+err.Error())
+			writeHTTPError(w, proto, http.StatusBadRequest, codes.InvalidArgument, "reading the request body failed: "+err.Error())
+			return
+		}
+		if isJSON(r) && !utf8.Valid(body) {
+			// protojson's error would quote the bad bytes, which no JSON
+			// error can carry.
+			writeHTTPError(w, proto, http.StatusBadRequest, codes.InvalidArgument, "the request body is not valid UTF-8, which JSON must be: nothing was done")
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
+	}
+	if proto == "rest" || proto == "connect" {
+		// A body that does not decode is the client's error: the
+		// transcoder answers it as UNKNOWN (HTTP 500); make it
+		// INVALID_ARGUMENT (400) saying what to fix.
+		dw := &decodeErrorWriter{ResponseWriter: w, proto: proto}
+		h.next.ServeHTTP(dw, r)
+		dw.finish()
+		return
 	}
 	h.next.ServeHTTP(w, r)
 }
@@ -118,6 +135,13 @@ func (h *httpHandler) tooLarge(n int64) string {
 		what = fmt.Sprintf("the request body of %d bytes", n)
 	}
 	return fmt.Sprintf("%s is larger than the gateway takes (%d bytes: --max-request-bytes, with room for base64 in JSON); nothing was done: split the batch into smaller requests", what, h.bodyMax)
+}
+
+// isJSON reports whether a request's body is JSON (REST and Connect with
+// the JSON codec, the default without a Content-Type).
+func isJSON(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return ct == "" || strings.Contains(ct, "json")
 }
 
 // httpProtocol names a request's protocol for the metrics: grpc, grpc-web,
@@ -137,12 +161,89 @@ func httpProtocol(r *http.Request) string {
 	return "rest"
 }
 
-// writeHTTPError writes a Connect-style JSON error, which REST clients
-// read as {"code", "message"}.
-func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+// writeHTTPError writes an error as the protocol's clients read it: for
+// Connect, {"code": "resource_exhausted", "message": ...}; otherwise the
+// JSON of a google.rpc.Status, {"code": 8, "message": ..., "details": []},
+// as the REST routes answer errors.
+func writeHTTPError(w http.ResponseWriter, proto string, status int, code codes.Code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "message": msg})
+	if strings.HasPrefix(proto, "connect") {
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": connectCodeName(code), "message": msg})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": int(code), "message": msg, "details": []any{}})
+}
+
+// connectCodeName is code's name in the Connect protocol.
+func connectCodeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeErrorWriter turns the transcoder's answer to a request body that
+// does not decode (HTTP 500, UNKNOWN, "proto: ...") into 400
+// INVALID_ARGUMENT with a message saying what to fix. Other answers pass
+// through untouched; only a 500 is held back to look at it.
+type decodeErrorWriter struct {
+	http.ResponseWriter
+	proto  string
+	held   bool
+	status int
+	buf    bytes.Buffer
+}
+
+func (w *decodeErrorWriter) WriteHeader(status int) {
+	if status == http.StatusInternalServerError && !w.held {
+		w.held, w.status = true, status
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *decodeErrorWriter) Write(p []byte) (int, error) {
+	if w.held {
+		return w.buf.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// FlushError flushes what is not held back (http.ResponseController
+// finds it before Unwrap).
+func (w *decodeErrorWriter) FlushError() error {
+	if w.held {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *decodeErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *decodeErrorWriter) finish() {
+	if !w.held {
+		return
+	}
+	var e struct {
+		Code    any    `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(w.buf.Bytes(), &e) == nil && strings.HasPrefix(e.Message, "proto:") && (e.Code == float64(codes.Unknown) || e.Code == "unknown") {
+		writeHTTPError(w.ResponseWriter, w.proto, http.StatusBadRequest, codes.InvalidArgument,
+			"the request body does not decode as the call's request message ("+e.Message+"): send JSON with the proto's field names (lowerCamelCase or as written), bytes as base64, 64-bit integers as numbers or strings; nothing was done")
+		return
+	}
+	w.ResponseWriter.WriteHeader(w.status)
+	_, _ = w.ResponseWriter.Write(w.buf.Bytes())
 }
 
 // HTTPServer returns an http.Server for h: HTTP/1.1 and HTTP/2 (cleartext
