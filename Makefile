@@ -44,7 +44,7 @@ test: ## Run the test suite with the race detector (KGATE_TEST_BROKERS=host:port
 	go test -race -count=1 -timeout 9m $(TESTFLAGS) ./...
 
 .PHONY: examples
-examples: build $(BIN)/grpcurl examples/node/node_modules/.package-lock.json examples-python-deps ## Run the Node.js and Python examples and the README's grpcurl recipes against real gateways
+examples: build $(BIN)/grpcurl $(BIN)/buf examples/node/node_modules/.package-lock.json examples-python-deps ## Run the Node.js and Python examples and the README's grpcurl recipes against real gateways
 	KGATE_GATEWAY=$(BIN)/gateway examples/run.sh
 	KGATE_GATEWAY=$(BIN)/gateway examples/readme_recipes.sh
 
