@@ -91,6 +91,10 @@ type httpHandler struct {
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proto := httpProtocol(r)
 	h.metrics.httpRequest(proto)
+	if ct := r.Header.Get("Content-Type"); proto == "rest" && r.ContentLength != 0 && (ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded")) {
+		// curl -d says form encoding: the JSON routes read JSON.
+		r.Header.Set("Content-Type", "application/json")
+	}
 	if proto != "grpc" && proto != "connect-stream" { // a whole body is one request
 		if r.ContentLength > h.bodyMax {
 			writeHTTPError(w, proto, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, h.tooLarge(r.ContentLength))

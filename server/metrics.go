@@ -134,7 +134,7 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 			Name: "kgate_unauthenticated_calls_total", Help: "Calls refused with UNAUTHENTICATED before their request was read, by reason (NO_IDENTITY, UNKNOWN_TOKEN, RESERVED_PRINCIPAL).",
 		}, []string{"reason"}),
 		connectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kgate_connections", Help: "Open client connections of the gRPC port.",
+			Name: "kgate_connections", Help: "Open client connections of the gRPC port and the HTTP listener.",
 		}),
 		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kgate_refused_connections_total", Help: "Client connections closed at once because the gateway held --max-connections.",
