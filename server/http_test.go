@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +18,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/internal/gatewaytest"
@@ -409,4 +412,71 @@ func TestTailOverGRPC(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument, server.ReasonTooManyAckIDs, "at most 10000")
 }
 
-var _ = bytes.NewReader
+// TestGRPCWebAndGRPCOnTheHTTPListener: a gRPC-Web client (the framing a
+// browser's grpc-web library sends) and a grpc-go client over h2c reach
+// the same Publish on the HTTP listener, with the same authentication.
+func TestGRPCWebAndGRPCOnTheHTTPListener(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "grpcweb", 1)
+	auth := mustAuth(t, server.AuthConfig{Tokens: map[string]string{"t-alice": "alice"}})
+	gw := gatewaytest.Start(t, gatewaytest.Options{Producer: kafkaio.ProducerConfig{Brokers: brokers, Logger: testLogger(t)}, Auth: auth, HTTP: true})
+	msg, err := proto.Marshal(&kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("web")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 5, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(msg)))
+	frame = append(frame, msg...)
+	grpcWeb := func(tok string) (data []byte, trailer string) {
+		req, _ := http.NewRequestWithContext(testContext(t, 30*time.Second), "POST", gw.HTTPURL+"/kgate.v1.Publisher/Publish", bytes.NewReader(frame))
+		req.Header.Set("Content-Type", "application/grpc-web+proto")
+		req.Header.Set("X-Grpc-Web", "1")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		trailer = resp.Header.Get("Grpc-Status") // a trailers-only answer
+		for len(body) >= 5 {
+			n := binary.BigEndian.Uint32(body[1:5])
+			if int(n) > len(body)-5 {
+				t.Fatalf("truncated gRPC-Web frame: %q", body)
+			}
+			if body[0]&0x80 != 0 {
+				trailer += string(body[5 : 5+n])
+			} else {
+				data = body[5 : 5+n]
+			}
+			body = body[5+n:]
+		}
+		return data, trailer
+	}
+	data, trailer := grpcWeb("t-alice")
+	var pr kgatev1.PublishResponse
+	if err := proto.Unmarshal(data, &pr); err != nil || len(pr.Results) != 1 || !strings.Contains(strings.ToLower(trailer), "grpc-status: 0") {
+		t.Fatalf("gRPC-Web publish: %v (%v), trailer %q", &pr, err, trailer)
+	}
+	if _, trailer := grpcWeb(""); !strings.Contains(trailer, "16") {
+		t.Errorf("gRPC-Web without a token: trailer %q, want grpc-status 16 (UNAUTHENTICATED)", trailer)
+	}
+	// grpc-go over h2c, to the HTTP listener.
+	conn, err := grpc.NewClient(gw.HTTPAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(testContext(t, 30*time.Second), "authorization", "Bearer t-alice")
+	if _, err := kgatev1.NewPublisherClient(conn).Publish(ctx, &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("h2c")}}}); err != nil {
+		t.Fatalf("gRPC over h2c to the HTTP listener: %v", err)
+	}
+	_, err = kgatev1.NewPublisherClient(conn).Publish(testContext(t, 30*time.Second), &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: []byte("x")}}})
+	wantCode(t, err, codes.Unauthenticated, server.ReasonNoIdentity, "no identity")
+	if n := len(kafkatest.ReadAll(t, brokers, topic)); n != 2 {
+		t.Errorf("the topic holds %d records, want the 2 allowed", n)
+	}
+}
