@@ -14,6 +14,7 @@
 #   .../Publish           results with partition, offset and timestamp
 #   .../Health/Check      SERVING
 #   .../Subscribe, auto_ack  the record the Publish recipe wrote, at its offset
+#   Admin/DescribeGateway its budget and health SERVING
 #   Admin/ListTopics      lists orders; DescribeTopic: its latest offsets;
 #   Admin/ListGroups      lists the tail's group; DescribeGroup: its lag;
 #   Admin/PeekDeadLetters a dead letter with its origin topic; Redrive...:
@@ -156,6 +157,11 @@ for cmd in "${COMMANDS[@]}"; do
 		seen[curl-connect]=1
 		grep -Eq '^\{"' <<<"$out" && ! grep -q '"code"' <<<"$out" || recipe_fail "the Connect call did not answer a message" "$run" "$out"
 		;;
+	*Admin/DescribeGateway*)
+		seen[admin-gateway]=1
+		grep -q '"inflightLimitBytes": "[1-9]' <<<"$out" && grep -q '"status": "SERVING"' <<<"$out" ||
+			recipe_fail "DescribeGateway shows no budget or health" "$run" "$out"
+		;;
 	*Admin/ListTopics*)
 		seen[admin-list-topics]=1
 		grep -q '"topic": "orders"' <<<"$out" || recipe_fail "ListTopics does not list orders" "$run" "$out"
@@ -191,7 +197,7 @@ for cmd in "${COMMANDS[@]}"; do
 	passed=$((passed + 1))
 done
 
-for kind in list describe publish health tail poison admin-list-topics admin-describe-topic admin-list-groups admin-describe-group \
+for kind in list describe publish health tail poison admin-gateway admin-list-topics admin-describe-topic admin-list-groups admin-describe-group \
 	admin-peek admin-redrive admin-reset curl-publish curl-topic curl-lag curl-connect curl-error; do
 	[[ -n ${seen[$kind]:-} ]] || fail "README recipe failed: README.md has no grpcurl $kind recipe any more (or this test no longer recognises it)"
 done

@@ -26,8 +26,9 @@ type AdminBackend interface {
 // AdminService implements kgate.v1.Admin.
 type AdminService struct {
 	kgatev1.UnimplementedAdminServer
-	admin AdminBackend
-	auth  *Auth // set by NewGRPCServer
+	admin   AdminBackend
+	auth    *Auth        // set by NewGRPCServer
+	gateway *GatewayInfo // set by SetGateway
 }
 
 // NewAdminService returns the Admin service backed by admin.

@@ -99,6 +99,19 @@ func TestAdminDescribesTopicsAndGroupLag(t *testing.T) {
 	if len(d.Members) != 1 || d.Members[0].ClientId != "kgate" {
 		t.Errorf("members %v: want the gateway's consumer", d.Members)
 	}
+	// The gateway's own view: one Subscribe stream, 11 messages written.
+	gwi, err := gw.Admin.DescribeGateway(ctx, &kgatev1.DescribeGatewayRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := map[string]int64{}
+	for _, sc := range gwi.Streams {
+		streams[sc.Rpc] = sc.Open
+	}
+	if streams["Subscribe"] != 1 || gwi.PublishedMessages != 10 || gwi.InflightLimitBytes != 64<<20 || gwi.SubscribeMemoryLimitBytes <= 0 ||
+		gwi.Brokers != brokers || len(gwi.Health) != 4 || gwi.StartTime == nil || gwi.Time == nil {
+		t.Errorf("DescribeGateway = %v: want 1 Subscribe stream, 10 published, the 64 MiB budget, the brokers, 4 health entries", gwi)
+	}
 	lg, err := gw.Admin.ListGroups(ctx, &kgatev1.ListGroupsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -358,6 +371,11 @@ func TestAdminPermissions(t *testing.T) {
 	// bob: no admin rule.
 	_, err = gw.Admin.DescribeTopic(as("t-bob").ctx(10*time.Second), &kgatev1.DescribeTopicRequest{Topic: orders})
 	wantCode(t, err, codes.PermissionDenied, server.ReasonNotAllowed, `principal "bob" may not make Admin calls on topic`)
+	_, err = gw.Admin.DescribeGateway(as("t-bob").ctx(10*time.Second), &kgatev1.DescribeGatewayRequest{})
+	wantCode(t, err, codes.PermissionDenied, server.ReasonNotAllowed, "may not make Admin calls")
+	if _, err := gw.Admin.DescribeGateway(ctx, &kgatev1.DescribeGatewayRequest{}); err != nil {
+		t.Errorf("ops's DescribeGateway: %v", err)
+	}
 	lt, err := gw.Admin.ListTopics(as("t-bob").ctx(10*time.Second), &kgatev1.ListTopicsRequest{})
 	if err != nil || len(lt.Topics) != 0 {
 		t.Errorf("bob lists %v, %v; want no topic", lt, err)

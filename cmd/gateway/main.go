@@ -128,7 +128,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	defer kadmin.Close() // after the servers stopped: no Admin call runs any more
 	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Admin: server.NewAdminService(kadmin), Health: hs, Logger: log, Metrics: metrics,
+	admins := server.NewAdminService(kadmin)
+	admins.SetGateway(server.GatewayInfo{Instance: instanceName(cfg.Listen), Brokers: brokers, Embedded: cfg.Brokers == "", Health: hs,
+		Services: []string{server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName}, Producer: prod, Subscriber: ksub,
+		Metrics: metrics, Started: time.Now()})
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Admin: admins, Health: hs, Logger: log, Metrics: metrics,
 		Auth: sec.auth, Streams: sec.streams, MaxPublishMessages: cfg.MaxMessagesPerRequest}, sec.opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -109,6 +109,9 @@ func Start(t testing.TB, o Options) *Gateway {
 			t.Fatalf("NewAdmin: %v", err)
 		}
 		admins = server.NewAdminService(kadmin)
+		admins.SetGateway(server.GatewayInfo{Instance: t.Name(), Brokers: o.Producer.Brokers, Health: hs,
+			Services: []string{server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName}, Producer: prod, Subscriber: ksub,
+			Metrics: metrics, Started: time.Now()})
 	}
 	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Admin: admins, Health: hs, Logger: o.Producer.Logger,
 		Metrics: metrics, Auth: o.Auth, Streams: o.Streams, MaxPublishMessages: o.MaxPublishMessages}, o.ServerOptions...)

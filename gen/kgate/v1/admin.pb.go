@@ -23,6 +23,397 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DescribeGatewayRequest asks about this gateway instance.
+type DescribeGatewayRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGatewayRequest) Reset() {
+	*x = DescribeGatewayRequest{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGatewayRequest) ProtoMessage() {}
+
+func (x *DescribeGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGatewayRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+// DescribeGatewayResponse is this gateway instance's state.
+type DescribeGatewayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The instance's name, as it writes it in commit metadata: host name
+	// and gRPC listen address.
+	Instance string `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The Kafka bootstrap servers it talks to.
+	Brokers string `protobuf:"bytes,2,opt,name=brokers,proto3" json:"brokers,omitempty"`
+	// True when it runs its embedded in-memory broker (nothing is durable).
+	EmbeddedKafka bool `protobuf:"varint,3,opt,name=embedded_kafka,json=embeddedKafka,proto3" json:"embedded_kafka,omitempty"`
+	// Health per service ("" for the whole gateway): SERVING, NOT_SERVING,
+	// as grpc.health.v1.Health/Check answers.
+	Health []*ServiceHealth `protobuf:"bytes,4,rep,name=health,proto3" json:"health,omitempty"`
+	// Messages in the producer's queue or in flight to the brokers.
+	ProducerQueueMessages int64 `protobuf:"varint,5,opt,name=producer_queue_messages,json=producerQueueMessages,proto3" json:"producer_queue_messages,omitempty"`
+	// Bytes of published messages awaiting the brokers' acknowledgement,
+	// and the budget (--max-inflight-bytes): Publish answers
+	// RESOURCE_EXHAUSTED once it is spent.
+	InflightBytes int64 `protobuf:"varint,6,opt,name=inflight_bytes,json=inflightBytes,proto3" json:"inflight_bytes,omitempty"`
+	// The in-flight budget, --max-inflight-bytes.
+	InflightLimitBytes int64 `protobuf:"varint,7,opt,name=inflight_limit_bytes,json=inflightLimitBytes,proto3" json:"inflight_limit_bytes,omitempty"`
+	// The subscription memory in use (fetch buffers and held records), and
+	// its budget (--subscribe-memory).
+	SubscribeMemoryBytes int64 `protobuf:"varint,8,opt,name=subscribe_memory_bytes,json=subscribeMemoryBytes,proto3" json:"subscribe_memory_bytes,omitempty"`
+	// The subscription budget, --subscribe-memory.
+	SubscribeMemoryLimitBytes int64 `protobuf:"varint,9,opt,name=subscribe_memory_limit_bytes,json=subscribeMemoryLimitBytes,proto3" json:"subscribe_memory_limit_bytes,omitempty"`
+	// Open streams by RPC: Subscribe, Tail, PublishStream.
+	Streams []*StreamCount `protobuf:"bytes,10,rep,name=streams,proto3" json:"streams,omitempty"`
+	// Messages written (OK) by Publish and PublishStream since the gateway
+	// started.
+	PublishedMessages int64 `protobuf:"varint,11,opt,name=published_messages,json=publishedMessages,proto3" json:"published_messages,omitempty"`
+	// Messages not written (any other outcome) since the start.
+	FailedMessages int64 `protobuf:"varint,12,opt,name=failed_messages,json=failedMessages,proto3" json:"failed_messages,omitempty"`
+	// Messages refused for capacity (RESOURCE_EXHAUSTED) since the start, by
+	// reason (PRODUCER_QUEUE_FULL, INFLIGHT_BUDGET_EXHAUSTED, ...), besides
+	// refused_calls.
+	Rejections []*ReasonCount `protobuf:"bytes,13,rep,name=rejections,proto3" json:"rejections,omitempty"`
+	// Publish calls refused for capacity before their request was read.
+	RefusedCalls int64 `protobuf:"varint,14,opt,name=refused_calls,json=refusedCalls,proto3" json:"refused_calls,omitempty"`
+	// When the gateway started.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When this answer was made.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGatewayResponse) Reset() {
+	*x = DescribeGatewayResponse{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGatewayResponse) ProtoMessage() {}
+
+func (x *DescribeGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGatewayResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DescribeGatewayResponse) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *DescribeGatewayResponse) GetBrokers() string {
+	if x != nil {
+		return x.Brokers
+	}
+	return ""
+}
+
+func (x *DescribeGatewayResponse) GetEmbeddedKafka() bool {
+	if x != nil {
+		return x.EmbeddedKafka
+	}
+	return false
+}
+
+func (x *DescribeGatewayResponse) GetHealth() []*ServiceHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+func (x *DescribeGatewayResponse) GetProducerQueueMessages() int64 {
+	if x != nil {
+		return x.ProducerQueueMessages
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetInflightBytes() int64 {
+	if x != nil {
+		return x.InflightBytes
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetInflightLimitBytes() int64 {
+	if x != nil {
+		return x.InflightLimitBytes
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetSubscribeMemoryBytes() int64 {
+	if x != nil {
+		return x.SubscribeMemoryBytes
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetSubscribeMemoryLimitBytes() int64 {
+	if x != nil {
+		return x.SubscribeMemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetStreams() []*StreamCount {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *DescribeGatewayResponse) GetPublishedMessages() int64 {
+	if x != nil {
+		return x.PublishedMessages
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetFailedMessages() int64 {
+	if x != nil {
+		return x.FailedMessages
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetRejections() []*ReasonCount {
+	if x != nil {
+		return x.Rejections
+	}
+	return nil
+}
+
+func (x *DescribeGatewayResponse) GetRefusedCalls() int64 {
+	if x != nil {
+		return x.RefusedCalls
+	}
+	return 0
+}
+
+func (x *DescribeGatewayResponse) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *DescribeGatewayResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// ServiceHealth is one service's health.
+type ServiceHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Service name; "" for the whole gateway.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// SERVING or NOT_SERVING.
+	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceHealth) Reset() {
+	*x = ServiceHealth{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceHealth) ProtoMessage() {}
+
+func (x *ServiceHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceHealth.ProtoReflect.Descriptor instead.
+func (*ServiceHealth) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ServiceHealth) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ServiceHealth) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+// StreamCount is the open streams of one RPC.
+type StreamCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RPC name: Subscribe, Tail or PublishStream.
+	Rpc string `protobuf:"bytes,1,opt,name=rpc,proto3" json:"rpc,omitempty"`
+	// Streams open now.
+	Open          int64 `protobuf:"varint,2,opt,name=open,proto3" json:"open,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCount) Reset() {
+	*x = StreamCount{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCount) ProtoMessage() {}
+
+func (x *StreamCount) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCount.ProtoReflect.Descriptor instead.
+func (*StreamCount) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StreamCount) GetRpc() string {
+	if x != nil {
+		return x.Rpc
+	}
+	return ""
+}
+
+func (x *StreamCount) GetOpen() int64 {
+	if x != nil {
+		return x.Open
+	}
+	return 0
+}
+
+// ReasonCount counts by reason.
+type ReasonCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An ErrorInfo reason.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// How many.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasonCount) Reset() {
+	*x = ReasonCount{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasonCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasonCount) ProtoMessage() {}
+
+func (x *ReasonCount) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasonCount.ProtoReflect.Descriptor instead.
+func (*ReasonCount) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReasonCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReasonCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ListTopicsRequest asks for the cluster's topics.
 type ListTopicsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +423,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[0]
+	mi := &file_kgate_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +435,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[0]
+	mi := &file_kgate_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +448,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 // ListTopicsResponse lists topics.
@@ -71,7 +462,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[1]
+	mi := &file_kgate_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -83,7 +474,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[1]
+	mi := &file_kgate_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -96,7 +487,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicSummary {
@@ -119,7 +510,7 @@ type TopicSummary struct {
 
 func (x *TopicSummary) Reset() {
 	*x = TopicSummary{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	mi := &file_kgate_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -131,7 +522,7 @@ func (x *TopicSummary) String() string {
 func (*TopicSummary) ProtoMessage() {}
 
 func (x *TopicSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	mi := &file_kgate_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -144,7 +535,7 @@ func (x *TopicSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSummary.ProtoReflect.Descriptor instead.
 func (*TopicSummary) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TopicSummary) GetTopic() string {
@@ -173,7 +564,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	mi := &file_kgate_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +576,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	mi := &file_kgate_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +589,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DescribeTopicRequest) GetTopic() string {
@@ -221,7 +612,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	mi := &file_kgate_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +624,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	mi := &file_kgate_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +637,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DescribeTopicResponse) GetTopic() string {
@@ -280,7 +671,7 @@ type PartitionOffsets struct {
 
 func (x *PartitionOffsets) Reset() {
 	*x = PartitionOffsets{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[5]
+	mi := &file_kgate_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +683,7 @@ func (x *PartitionOffsets) String() string {
 func (*PartitionOffsets) ProtoMessage() {}
 
 func (x *PartitionOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[5]
+	mi := &file_kgate_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +696,7 @@ func (x *PartitionOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffsets.ProtoReflect.Descriptor instead.
 func (*PartitionOffsets) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PartitionOffsets) GetPartition() int32 {
@@ -338,7 +729,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[6]
+	mi := &file_kgate_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +741,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[6]
+	mi := &file_kgate_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +754,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 // ListGroupsResponse lists consumer groups.
@@ -378,7 +769,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[7]
+	mi := &file_kgate_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +781,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[7]
+	mi := &file_kgate_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +794,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -430,7 +821,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[8]
+	mi := &file_kgate_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +833,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[8]
+	mi := &file_kgate_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +846,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -490,7 +881,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[9]
+	mi := &file_kgate_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +893,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[9]
+	mi := &file_kgate_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +906,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -553,7 +944,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[10]
+	mi := &file_kgate_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +956,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[10]
+	mi := &file_kgate_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +969,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -640,7 +1031,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[11]
+	mi := &file_kgate_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +1043,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[11]
+	mi := &file_kgate_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +1056,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -723,7 +1114,7 @@ type GatewayStream struct {
 
 func (x *GatewayStream) Reset() {
 	*x = GatewayStream{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[12]
+	mi := &file_kgate_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +1126,7 @@ func (x *GatewayStream) String() string {
 func (*GatewayStream) ProtoMessage() {}
 
 func (x *GatewayStream) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[12]
+	mi := &file_kgate_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +1139,7 @@ func (x *GatewayStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayStream.ProtoReflect.Descriptor instead.
 func (*GatewayStream) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GatewayStream) GetSession() uint64 {
@@ -847,7 +1238,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[13]
+	mi := &file_kgate_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1250,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[13]
+	mi := &file_kgate_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1263,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GroupPartition) GetTopic() string {
@@ -972,7 +1363,7 @@ type ResetGroupOffsetsRequest struct {
 
 func (x *ResetGroupOffsetsRequest) Reset() {
 	*x = ResetGroupOffsetsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[14]
+	mi := &file_kgate_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1375,7 @@ func (x *ResetGroupOffsetsRequest) String() string {
 func (*ResetGroupOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetGroupOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[14]
+	mi := &file_kgate_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1388,7 @@ func (x *ResetGroupOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResetGroupOffsetsRequest) GetGroup() string {
@@ -1120,7 +1511,7 @@ type ResetGroupOffsetsResponse struct {
 
 func (x *ResetGroupOffsetsResponse) Reset() {
 	*x = ResetGroupOffsetsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[15]
+	mi := &file_kgate_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1523,7 @@ func (x *ResetGroupOffsetsResponse) String() string {
 func (*ResetGroupOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetGroupOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[15]
+	mi := &file_kgate_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1536,7 @@ func (x *ResetGroupOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResetGroupOffsetsResponse) GetPartitions() []*OffsetReset {
@@ -1179,7 +1570,7 @@ type OffsetReset struct {
 
 func (x *OffsetReset) Reset() {
 	*x = OffsetReset{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[16]
+	mi := &file_kgate_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1582,7 @@ func (x *OffsetReset) String() string {
 func (*OffsetReset) ProtoMessage() {}
 
 func (x *OffsetReset) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[16]
+	mi := &file_kgate_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1595,7 @@ func (x *OffsetReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetReset.ProtoReflect.Descriptor instead.
 func (*OffsetReset) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OffsetReset) GetTopic() string {
@@ -1256,7 +1647,7 @@ type PeekDeadLettersRequest struct {
 
 func (x *PeekDeadLettersRequest) Reset() {
 	*x = PeekDeadLettersRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[17]
+	mi := &file_kgate_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1659,7 @@ func (x *PeekDeadLettersRequest) String() string {
 func (*PeekDeadLettersRequest) ProtoMessage() {}
 
 func (x *PeekDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[17]
+	mi := &file_kgate_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1672,7 @@ func (x *PeekDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*PeekDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PeekDeadLettersRequest) GetTopic() string {
@@ -1326,7 +1717,7 @@ type PeekDeadLettersResponse struct {
 
 func (x *PeekDeadLettersResponse) Reset() {
 	*x = PeekDeadLettersResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[18]
+	mi := &file_kgate_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1729,7 @@ func (x *PeekDeadLettersResponse) String() string {
 func (*PeekDeadLettersResponse) ProtoMessage() {}
 
 func (x *PeekDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[18]
+	mi := &file_kgate_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1742,7 @@ func (x *PeekDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*PeekDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeekDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1386,7 +1777,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[19]
+	mi := &file_kgate_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1789,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[19]
+	mi := &file_kgate_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1802,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeadLetter) GetRecord() *ReceivedMessage {
@@ -1454,7 +1845,7 @@ type DeadLetterOrigin struct {
 
 func (x *DeadLetterOrigin) Reset() {
 	*x = DeadLetterOrigin{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[20]
+	mi := &file_kgate_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1857,7 @@ func (x *DeadLetterOrigin) String() string {
 func (*DeadLetterOrigin) ProtoMessage() {}
 
 func (x *DeadLetterOrigin) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[20]
+	mi := &file_kgate_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1870,7 @@ func (x *DeadLetterOrigin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterOrigin.ProtoReflect.Descriptor instead.
 func (*DeadLetterOrigin) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeadLetterOrigin) GetTopic() string {
@@ -1541,7 +1932,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[21]
+	mi := &file_kgate_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1944,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[21]
+	mi := &file_kgate_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1957,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RedriveDeadLettersRequest) GetTopic() string {
@@ -1631,7 +2022,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[22]
+	mi := &file_kgate_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +2034,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[22]
+	mi := &file_kgate_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +2047,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RedriveDeadLettersResponse) GetRedriven() []*RedrivenDeadLetter {
@@ -1704,7 +2095,7 @@ type RedrivenDeadLetter struct {
 
 func (x *RedrivenDeadLetter) Reset() {
 	*x = RedrivenDeadLetter{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[23]
+	mi := &file_kgate_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +2107,7 @@ func (x *RedrivenDeadLetter) String() string {
 func (*RedrivenDeadLetter) ProtoMessage() {}
 
 func (x *RedrivenDeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[23]
+	mi := &file_kgate_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +2120,7 @@ func (x *RedrivenDeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedrivenDeadLetter.ProtoReflect.Descriptor instead.
 func (*RedrivenDeadLetter) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RedrivenDeadLetter) GetDeadLetterPartition() int32 {
@@ -1764,7 +2155,38 @@ var File_kgate_v1_admin_proto protoreflect.FileDescriptor
 
 const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14kgate/v1/admin.proto\x12\bkgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\x1a\x19kgate/v1/subscriber.proto\"\x13\n" +
+	"\x14kgate/v1/admin.proto\x12\bkgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\x1a\x19kgate/v1/subscriber.proto\"\x18\n" +
+	"\x16DescribeGatewayRequest\"\xff\x05\n" +
+	"\x17DescribeGatewayResponse\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x18\n" +
+	"\abrokers\x18\x02 \x01(\tR\abrokers\x12%\n" +
+	"\x0eembedded_kafka\x18\x03 \x01(\bR\rembeddedKafka\x12/\n" +
+	"\x06health\x18\x04 \x03(\v2\x17.kgate.v1.ServiceHealthR\x06health\x126\n" +
+	"\x17producer_queue_messages\x18\x05 \x01(\x03R\x15producerQueueMessages\x12%\n" +
+	"\x0einflight_bytes\x18\x06 \x01(\x03R\rinflightBytes\x120\n" +
+	"\x14inflight_limit_bytes\x18\a \x01(\x03R\x12inflightLimitBytes\x124\n" +
+	"\x16subscribe_memory_bytes\x18\b \x01(\x03R\x14subscribeMemoryBytes\x12?\n" +
+	"\x1csubscribe_memory_limit_bytes\x18\t \x01(\x03R\x19subscribeMemoryLimitBytes\x12/\n" +
+	"\astreams\x18\n" +
+	" \x03(\v2\x15.kgate.v1.StreamCountR\astreams\x12-\n" +
+	"\x12published_messages\x18\v \x01(\x03R\x11publishedMessages\x12'\n" +
+	"\x0ffailed_messages\x18\f \x01(\x03R\x0efailedMessages\x125\n" +
+	"\n" +
+	"rejections\x18\r \x03(\v2\x15.kgate.v1.ReasonCountR\n" +
+	"rejections\x12#\n" +
+	"\rrefused_calls\x18\x0e \x01(\x03R\frefusedCalls\x129\n" +
+	"\n" +
+	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12.\n" +
+	"\x04time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"A\n" +
+	"\rServiceHealth\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\"3\n" +
+	"\vStreamCount\x12\x10\n" +
+	"\x03rpc\x18\x01 \x01(\tR\x03rpc\x12\x12\n" +
+	"\x04open\x18\x02 \x01(\x03R\x04open\";\n" +
+	"\vReasonCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\x13\n" +
 	"\x11ListTopicsRequest\"D\n" +
 	"\x12ListTopicsResponse\x12.\n" +
 	"\x06topics\x18\x01 \x03(\v2\x16.kgate.v1.TopicSummaryR\x06topics\"D\n" +
@@ -1895,8 +2317,9 @@ const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\x15dead_letter_partition\x18\x01 \x01(\x05R\x13deadLetterPartition\x12,\n" +
 	"\x12dead_letter_offset\x18\x02 \x01(\x03R\x10deadLetterOffset\x122\n" +
 	"\x06origin\x18\x03 \x01(\v2\x1a.kgate.v1.DeadLetterOriginR\x06origin\x12/\n" +
-	"\x06result\x18\x04 \x01(\v2\x17.kgate.v1.PublishResultR\x06result2\xbd\x06\n" +
-	"\x05Admin\x12[\n" +
+	"\x06result\x18\x04 \x01(\v2\x17.kgate.v1.PublishResultR\x06result2\xaa\a\n" +
+	"\x05Admin\x12k\n" +
+	"\x0fDescribeGateway\x12 .kgate.v1.DescribeGatewayRequest\x1a!.kgate.v1.DescribeGatewayResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/gateway\x12[\n" +
 	"\n" +
 	"ListTopics\x12\x1b.kgate.v1.ListTopicsRequest\x1a\x1c.kgate.v1.ListTopicsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/topics\x12l\n" +
@@ -1923,74 +2346,86 @@ func file_kgate_v1_admin_proto_rawDescGZIP() []byte {
 	return file_kgate_v1_admin_proto_rawDescData
 }
 
-var file_kgate_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_kgate_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_kgate_v1_admin_proto_goTypes = []any{
-	(*ListTopicsRequest)(nil),          // 0: kgate.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 1: kgate.v1.ListTopicsResponse
-	(*TopicSummary)(nil),               // 2: kgate.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),       // 3: kgate.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),      // 4: kgate.v1.DescribeTopicResponse
-	(*PartitionOffsets)(nil),           // 5: kgate.v1.PartitionOffsets
-	(*ListGroupsRequest)(nil),          // 6: kgate.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 7: kgate.v1.ListGroupsResponse
-	(*GroupSummary)(nil),               // 8: kgate.v1.GroupSummary
-	(*DescribeGroupRequest)(nil),       // 9: kgate.v1.DescribeGroupRequest
-	(*DescribeGroupResponse)(nil),      // 10: kgate.v1.DescribeGroupResponse
-	(*GroupMember)(nil),                // 11: kgate.v1.GroupMember
-	(*GatewayStream)(nil),              // 12: kgate.v1.GatewayStream
-	(*GroupPartition)(nil),             // 13: kgate.v1.GroupPartition
-	(*ResetGroupOffsetsRequest)(nil),   // 14: kgate.v1.ResetGroupOffsetsRequest
-	(*ResetGroupOffsetsResponse)(nil),  // 15: kgate.v1.ResetGroupOffsetsResponse
-	(*OffsetReset)(nil),                // 16: kgate.v1.OffsetReset
-	(*PeekDeadLettersRequest)(nil),     // 17: kgate.v1.PeekDeadLettersRequest
-	(*PeekDeadLettersResponse)(nil),    // 18: kgate.v1.PeekDeadLettersResponse
-	(*DeadLetter)(nil),                 // 19: kgate.v1.DeadLetter
-	(*DeadLetterOrigin)(nil),           // 20: kgate.v1.DeadLetterOrigin
-	(*RedriveDeadLettersRequest)(nil),  // 21: kgate.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 22: kgate.v1.RedriveDeadLettersResponse
-	(*RedrivenDeadLetter)(nil),         // 23: kgate.v1.RedrivenDeadLetter
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
-	(*TopicPartition)(nil),             // 25: kgate.v1.TopicPartition
-	(*ReceivedMessage)(nil),            // 26: kgate.v1.ReceivedMessage
-	(*PublishResult)(nil),              // 27: kgate.v1.PublishResult
+	(*DescribeGatewayRequest)(nil),     // 0: kgate.v1.DescribeGatewayRequest
+	(*DescribeGatewayResponse)(nil),    // 1: kgate.v1.DescribeGatewayResponse
+	(*ServiceHealth)(nil),              // 2: kgate.v1.ServiceHealth
+	(*StreamCount)(nil),                // 3: kgate.v1.StreamCount
+	(*ReasonCount)(nil),                // 4: kgate.v1.ReasonCount
+	(*ListTopicsRequest)(nil),          // 5: kgate.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 6: kgate.v1.ListTopicsResponse
+	(*TopicSummary)(nil),               // 7: kgate.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),       // 8: kgate.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),      // 9: kgate.v1.DescribeTopicResponse
+	(*PartitionOffsets)(nil),           // 10: kgate.v1.PartitionOffsets
+	(*ListGroupsRequest)(nil),          // 11: kgate.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 12: kgate.v1.ListGroupsResponse
+	(*GroupSummary)(nil),               // 13: kgate.v1.GroupSummary
+	(*DescribeGroupRequest)(nil),       // 14: kgate.v1.DescribeGroupRequest
+	(*DescribeGroupResponse)(nil),      // 15: kgate.v1.DescribeGroupResponse
+	(*GroupMember)(nil),                // 16: kgate.v1.GroupMember
+	(*GatewayStream)(nil),              // 17: kgate.v1.GatewayStream
+	(*GroupPartition)(nil),             // 18: kgate.v1.GroupPartition
+	(*ResetGroupOffsetsRequest)(nil),   // 19: kgate.v1.ResetGroupOffsetsRequest
+	(*ResetGroupOffsetsResponse)(nil),  // 20: kgate.v1.ResetGroupOffsetsResponse
+	(*OffsetReset)(nil),                // 21: kgate.v1.OffsetReset
+	(*PeekDeadLettersRequest)(nil),     // 22: kgate.v1.PeekDeadLettersRequest
+	(*PeekDeadLettersResponse)(nil),    // 23: kgate.v1.PeekDeadLettersResponse
+	(*DeadLetter)(nil),                 // 24: kgate.v1.DeadLetter
+	(*DeadLetterOrigin)(nil),           // 25: kgate.v1.DeadLetterOrigin
+	(*RedriveDeadLettersRequest)(nil),  // 26: kgate.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 27: kgate.v1.RedriveDeadLettersResponse
+	(*RedrivenDeadLetter)(nil),         // 28: kgate.v1.RedrivenDeadLetter
+	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
+	(*TopicPartition)(nil),             // 30: kgate.v1.TopicPartition
+	(*ReceivedMessage)(nil),            // 31: kgate.v1.ReceivedMessage
+	(*PublishResult)(nil),              // 32: kgate.v1.PublishResult
 }
 var file_kgate_v1_admin_proto_depIdxs = []int32{
-	2,  // 0: kgate.v1.ListTopicsResponse.topics:type_name -> kgate.v1.TopicSummary
-	5,  // 1: kgate.v1.DescribeTopicResponse.partitions:type_name -> kgate.v1.PartitionOffsets
-	8,  // 2: kgate.v1.ListGroupsResponse.groups:type_name -> kgate.v1.GroupSummary
-	11, // 3: kgate.v1.DescribeGroupResponse.members:type_name -> kgate.v1.GroupMember
-	12, // 4: kgate.v1.DescribeGroupResponse.streams:type_name -> kgate.v1.GatewayStream
-	13, // 5: kgate.v1.DescribeGroupResponse.partitions:type_name -> kgate.v1.GroupPartition
-	24, // 6: kgate.v1.DescribeGroupResponse.gateway_report_time:type_name -> google.protobuf.Timestamp
-	25, // 7: kgate.v1.GroupMember.assigned:type_name -> kgate.v1.TopicPartition
-	25, // 8: kgate.v1.GatewayStream.partitions:type_name -> kgate.v1.TopicPartition
-	24, // 9: kgate.v1.ResetGroupOffsetsRequest.timestamp:type_name -> google.protobuf.Timestamp
-	16, // 10: kgate.v1.ResetGroupOffsetsResponse.partitions:type_name -> kgate.v1.OffsetReset
-	19, // 11: kgate.v1.PeekDeadLettersResponse.dead_letters:type_name -> kgate.v1.DeadLetter
-	26, // 12: kgate.v1.DeadLetter.record:type_name -> kgate.v1.ReceivedMessage
-	20, // 13: kgate.v1.DeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
-	23, // 14: kgate.v1.RedriveDeadLettersResponse.redriven:type_name -> kgate.v1.RedrivenDeadLetter
-	20, // 15: kgate.v1.RedrivenDeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
-	27, // 16: kgate.v1.RedrivenDeadLetter.result:type_name -> kgate.v1.PublishResult
-	0,  // 17: kgate.v1.Admin.ListTopics:input_type -> kgate.v1.ListTopicsRequest
-	3,  // 18: kgate.v1.Admin.DescribeTopic:input_type -> kgate.v1.DescribeTopicRequest
-	6,  // 19: kgate.v1.Admin.ListGroups:input_type -> kgate.v1.ListGroupsRequest
-	9,  // 20: kgate.v1.Admin.DescribeGroup:input_type -> kgate.v1.DescribeGroupRequest
-	14, // 21: kgate.v1.Admin.ResetGroupOffsets:input_type -> kgate.v1.ResetGroupOffsetsRequest
-	17, // 22: kgate.v1.Admin.PeekDeadLetters:input_type -> kgate.v1.PeekDeadLettersRequest
-	21, // 23: kgate.v1.Admin.RedriveDeadLetters:input_type -> kgate.v1.RedriveDeadLettersRequest
-	1,  // 24: kgate.v1.Admin.ListTopics:output_type -> kgate.v1.ListTopicsResponse
-	4,  // 25: kgate.v1.Admin.DescribeTopic:output_type -> kgate.v1.DescribeTopicResponse
-	7,  // 26: kgate.v1.Admin.ListGroups:output_type -> kgate.v1.ListGroupsResponse
-	10, // 27: kgate.v1.Admin.DescribeGroup:output_type -> kgate.v1.DescribeGroupResponse
-	15, // 28: kgate.v1.Admin.ResetGroupOffsets:output_type -> kgate.v1.ResetGroupOffsetsResponse
-	18, // 29: kgate.v1.Admin.PeekDeadLetters:output_type -> kgate.v1.PeekDeadLettersResponse
-	22, // 30: kgate.v1.Admin.RedriveDeadLetters:output_type -> kgate.v1.RedriveDeadLettersResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	2,  // 0: kgate.v1.DescribeGatewayResponse.health:type_name -> kgate.v1.ServiceHealth
+	3,  // 1: kgate.v1.DescribeGatewayResponse.streams:type_name -> kgate.v1.StreamCount
+	4,  // 2: kgate.v1.DescribeGatewayResponse.rejections:type_name -> kgate.v1.ReasonCount
+	29, // 3: kgate.v1.DescribeGatewayResponse.start_time:type_name -> google.protobuf.Timestamp
+	29, // 4: kgate.v1.DescribeGatewayResponse.time:type_name -> google.protobuf.Timestamp
+	7,  // 5: kgate.v1.ListTopicsResponse.topics:type_name -> kgate.v1.TopicSummary
+	10, // 6: kgate.v1.DescribeTopicResponse.partitions:type_name -> kgate.v1.PartitionOffsets
+	13, // 7: kgate.v1.ListGroupsResponse.groups:type_name -> kgate.v1.GroupSummary
+	16, // 8: kgate.v1.DescribeGroupResponse.members:type_name -> kgate.v1.GroupMember
+	17, // 9: kgate.v1.DescribeGroupResponse.streams:type_name -> kgate.v1.GatewayStream
+	18, // 10: kgate.v1.DescribeGroupResponse.partitions:type_name -> kgate.v1.GroupPartition
+	29, // 11: kgate.v1.DescribeGroupResponse.gateway_report_time:type_name -> google.protobuf.Timestamp
+	30, // 12: kgate.v1.GroupMember.assigned:type_name -> kgate.v1.TopicPartition
+	30, // 13: kgate.v1.GatewayStream.partitions:type_name -> kgate.v1.TopicPartition
+	29, // 14: kgate.v1.ResetGroupOffsetsRequest.timestamp:type_name -> google.protobuf.Timestamp
+	21, // 15: kgate.v1.ResetGroupOffsetsResponse.partitions:type_name -> kgate.v1.OffsetReset
+	24, // 16: kgate.v1.PeekDeadLettersResponse.dead_letters:type_name -> kgate.v1.DeadLetter
+	31, // 17: kgate.v1.DeadLetter.record:type_name -> kgate.v1.ReceivedMessage
+	25, // 18: kgate.v1.DeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
+	28, // 19: kgate.v1.RedriveDeadLettersResponse.redriven:type_name -> kgate.v1.RedrivenDeadLetter
+	25, // 20: kgate.v1.RedrivenDeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
+	32, // 21: kgate.v1.RedrivenDeadLetter.result:type_name -> kgate.v1.PublishResult
+	0,  // 22: kgate.v1.Admin.DescribeGateway:input_type -> kgate.v1.DescribeGatewayRequest
+	5,  // 23: kgate.v1.Admin.ListTopics:input_type -> kgate.v1.ListTopicsRequest
+	8,  // 24: kgate.v1.Admin.DescribeTopic:input_type -> kgate.v1.DescribeTopicRequest
+	11, // 25: kgate.v1.Admin.ListGroups:input_type -> kgate.v1.ListGroupsRequest
+	14, // 26: kgate.v1.Admin.DescribeGroup:input_type -> kgate.v1.DescribeGroupRequest
+	19, // 27: kgate.v1.Admin.ResetGroupOffsets:input_type -> kgate.v1.ResetGroupOffsetsRequest
+	22, // 28: kgate.v1.Admin.PeekDeadLetters:input_type -> kgate.v1.PeekDeadLettersRequest
+	26, // 29: kgate.v1.Admin.RedriveDeadLetters:input_type -> kgate.v1.RedriveDeadLettersRequest
+	1,  // 30: kgate.v1.Admin.DescribeGateway:output_type -> kgate.v1.DescribeGatewayResponse
+	6,  // 31: kgate.v1.Admin.ListTopics:output_type -> kgate.v1.ListTopicsResponse
+	9,  // 32: kgate.v1.Admin.DescribeTopic:output_type -> kgate.v1.DescribeTopicResponse
+	12, // 33: kgate.v1.Admin.ListGroups:output_type -> kgate.v1.ListGroupsResponse
+	15, // 34: kgate.v1.Admin.DescribeGroup:output_type -> kgate.v1.DescribeGroupResponse
+	20, // 35: kgate.v1.Admin.ResetGroupOffsets:output_type -> kgate.v1.ResetGroupOffsetsResponse
+	23, // 36: kgate.v1.Admin.PeekDeadLetters:output_type -> kgate.v1.PeekDeadLettersResponse
+	27, // 37: kgate.v1.Admin.RedriveDeadLetters:output_type -> kgate.v1.RedriveDeadLettersResponse
+	30, // [30:38] is the sub-list for method output_type
+	22, // [22:30] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_kgate_v1_admin_proto_init() }
@@ -2000,21 +2435,21 @@ func file_kgate_v1_admin_proto_init() {
 	}
 	file_kgate_v1_publisher_proto_init()
 	file_kgate_v1_subscriber_proto_init()
-	file_kgate_v1_admin_proto_msgTypes[14].OneofWrappers = []any{
+	file_kgate_v1_admin_proto_msgTypes[19].OneofWrappers = []any{
 		(*ResetGroupOffsetsRequest_Earliest)(nil),
 		(*ResetGroupOffsetsRequest_Latest)(nil),
 		(*ResetGroupOffsetsRequest_Timestamp)(nil),
 		(*ResetGroupOffsetsRequest_Offset)(nil),
 	}
-	file_kgate_v1_admin_proto_msgTypes[17].OneofWrappers = []any{}
-	file_kgate_v1_admin_proto_msgTypes[21].OneofWrappers = []any{}
+	file_kgate_v1_admin_proto_msgTypes[22].OneofWrappers = []any{}
+	file_kgate_v1_admin_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgate_v1_admin_proto_rawDesc), len(file_kgate_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

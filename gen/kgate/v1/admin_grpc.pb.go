@@ -19,6 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	Admin_DescribeGateway_FullMethodName    = "/kgate.v1.Admin/DescribeGateway"
 	Admin_ListTopics_FullMethodName         = "/kgate.v1.Admin/ListTopics"
 	Admin_DescribeTopic_FullMethodName      = "/kgate.v1.Admin/DescribeTopic"
 	Admin_ListGroups_FullMethodName         = "/kgate.v1.Admin/ListGroups"
@@ -82,6 +83,13 @@ const (
 // may be up to one second old: the gateway asks Kafka at most once a second
 // for each, so that consoles polling it cost the cluster little.
 type AdminClient interface {
+	// DescribeGateway reports this gateway instance: its Kafka cluster, its
+	// health, its producer queue and in-flight budget, its subscription
+	// memory, its open streams by kind, and counters since it started (for
+	// rates, take two answers' differences over their `time`). Cheap: it
+	// reads the gateway's own gauges, nothing from Kafka. With an ACL it
+	// needs an admin rule of the caller (any topic pattern).
+	DescribeGateway(ctx context.Context, in *DescribeGatewayRequest, opts ...grpc.CallOption) (*DescribeGatewayResponse, error)
 	// ListTopics lists the topics of the cluster (those the caller may
 	// administer, with an ACL), with their partition counts. Kafka's internal
 	// topics (__consumer_offsets, ...) are left out.
@@ -146,7 +154,10 @@ type AdminClient interface {
 	//     read carry no kgate.dlq.* headers: the topic is not one the gateway
 	//     writes dead letters to. Check the topic name (a Subscribe stream's
 	//     open.dead_letter_topic).
-	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the topic does not exist.
+	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the topic does not exist; reason
+	//     UNKNOWN_PARTITION: it has no such partition.
+	//   - UNAVAILABLE, reason READ_TIMED_OUT: a partition could not be read
+	//     within 10 s (besides the common UNAVAILABLE). Retry.
 	PeekDeadLetters(ctx context.Context, in *PeekDeadLettersRequest, opts ...grpc.CallOption) (*PeekDeadLettersResponse, error)
 	// RedriveDeadLetters republishes dead letters to their origin topic (the
 	// kgate.dlq.topic header), all of them or those matching a filter, up to
@@ -189,7 +200,9 @@ type AdminClient interface {
 	//     written and whether their progress was committed. Redrive again:
 	//     what was committed is not written again.
 	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the dead-letter topic does not
-	//     exist, or an origin topic no longer exists (nothing was written).
+	//     exist, or an origin topic no longer exists (nothing was written);
+	//     reason UNKNOWN_PARTITION: the dead-letter topic has no such
+	//     partition.
 	RedriveDeadLetters(ctx context.Context, in *RedriveDeadLettersRequest, opts ...grpc.CallOption) (*RedriveDeadLettersResponse, error)
 }
 
@@ -199,6 +212,16 @@ type adminClient struct {
 
 func NewAdminClient(cc grpc.ClientConnInterface) AdminClient {
 	return &adminClient{cc}
+}
+
+func (c *adminClient) DescribeGateway(ctx context.Context, in *DescribeGatewayRequest, opts ...grpc.CallOption) (*DescribeGatewayResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGatewayResponse)
+	err := c.cc.Invoke(ctx, Admin_DescribeGateway_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *adminClient) ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error) {
@@ -325,6 +348,13 @@ func (c *adminClient) RedriveDeadLetters(ctx context.Context, in *RedriveDeadLet
 // may be up to one second old: the gateway asks Kafka at most once a second
 // for each, so that consoles polling it cost the cluster little.
 type AdminServer interface {
+	// DescribeGateway reports this gateway instance: its Kafka cluster, its
+	// health, its producer queue and in-flight budget, its subscription
+	// memory, its open streams by kind, and counters since it started (for
+	// rates, take two answers' differences over their `time`). Cheap: it
+	// reads the gateway's own gauges, nothing from Kafka. With an ACL it
+	// needs an admin rule of the caller (any topic pattern).
+	DescribeGateway(context.Context, *DescribeGatewayRequest) (*DescribeGatewayResponse, error)
 	// ListTopics lists the topics of the cluster (those the caller may
 	// administer, with an ACL), with their partition counts. Kafka's internal
 	// topics (__consumer_offsets, ...) are left out.
@@ -389,7 +419,10 @@ type AdminServer interface {
 	//     read carry no kgate.dlq.* headers: the topic is not one the gateway
 	//     writes dead letters to. Check the topic name (a Subscribe stream's
 	//     open.dead_letter_topic).
-	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the topic does not exist.
+	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the topic does not exist; reason
+	//     UNKNOWN_PARTITION: it has no such partition.
+	//   - UNAVAILABLE, reason READ_TIMED_OUT: a partition could not be read
+	//     within 10 s (besides the common UNAVAILABLE). Retry.
 	PeekDeadLetters(context.Context, *PeekDeadLettersRequest) (*PeekDeadLettersResponse, error)
 	// RedriveDeadLetters republishes dead letters to their origin topic (the
 	// kgate.dlq.topic header), all of them or those matching a filter, up to
@@ -432,7 +465,9 @@ type AdminServer interface {
 	//     written and whether their progress was committed. Redrive again:
 	//     what was committed is not written again.
 	//   - NOT_FOUND, reason UNKNOWN_TOPIC: the dead-letter topic does not
-	//     exist, or an origin topic no longer exists (nothing was written).
+	//     exist, or an origin topic no longer exists (nothing was written);
+	//     reason UNKNOWN_PARTITION: the dead-letter topic has no such
+	//     partition.
 	RedriveDeadLetters(context.Context, *RedriveDeadLettersRequest) (*RedriveDeadLettersResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
@@ -444,6 +479,9 @@ type AdminServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAdminServer struct{}
 
+func (UnimplementedAdminServer) DescribeGateway(context.Context, *DescribeGatewayRequest) (*DescribeGatewayResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGateway not implemented")
+}
 func (UnimplementedAdminServer) ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTopics not implemented")
 }
@@ -484,6 +522,24 @@ func RegisterAdminServer(s grpc.ServiceRegistrar, srv AdminServer) {
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&Admin_ServiceDesc, srv)
+}
+
+func _Admin_DescribeGateway_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGatewayRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DescribeGateway(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DescribeGateway_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DescribeGateway(ctx, req.(*DescribeGatewayRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _Admin_ListTopics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -619,6 +675,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "kgate.v1.Admin",
 	HandlerType: (*AdminServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "DescribeGateway",
+			Handler:    _Admin_DescribeGateway_Handler,
+		},
 		{
 			MethodName: "ListTopics",
 			Handler:    _Admin_ListTopics_Handler,
