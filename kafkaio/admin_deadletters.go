@@ -296,9 +296,17 @@ func (a *Admin) Redrive(ctx context.Context, topic string, f RedriveFilter, limi
 		}
 	}
 	group := RedriveGroup(topic)
-	kg, err := a.kafkaGroup(ctx, group)
-	if err != nil {
-		return res, err
+	// A redrive that just ended may still be leaving the group: give it a
+	// moment before calling the group busy.
+	var kg kafkaGroup
+	for wait := time.Now().Add(2 * time.Second); ; {
+		if kg, err = a.kafkaGroup(ctx, group); err != nil {
+			return res, err
+		}
+		if len(kg.members) == 0 || time.Now().After(wait) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if len(kg.members) > 0 {
 		m := kg.members[0]
