@@ -44,7 +44,7 @@ test: ## Run the test suite with the race detector (KGATE_TEST_BROKERS=host:port
 	go test -race -count=1 -timeout 9m $(TESTFLAGS) ./...
 
 .PHONY: examples
-examples: build $(BIN)/grpcurl examples/node/node_modules/.package-lock.json examples-python-deps ## Run the Node.js and Python examples and the README's grpcurl recipes against real gateways
+examples: build $(BIN)/grpcurl $(BIN)/buf examples/node/node_modules/.package-lock.json examples-python-deps ## Run the Node.js and Python examples and the README's grpcurl recipes against real gateways
 	KGATE_GATEWAY=$(BIN)/gateway examples/run.sh
 	KGATE_GATEWAY=$(BIN)/gateway examples/readme_recipes.sh
 
@@ -70,8 +70,8 @@ GENERATED := gen $(REFLECTION_DESCRIPTORS)
 
 .PHONY: generate
 generate: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ and server/reflection.binpb from proto/ with buf
-	buf generate
-	buf build --as-file-descriptor-set --exclude-imports -o $(REFLECTION_DESCRIPTORS)
+	buf generate --exclude-path proto/google
+	buf build --as-file-descriptor-set --exclude-imports --exclude-path proto/google -o $(REFLECTION_DESCRIPTORS)
 
 .PHONY: checkgenerate
 checkgenerate: generate ## Fail when gen/ or server/reflection.binpb differs from what buf generates
@@ -145,6 +145,8 @@ fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
 	go test -run '^$$' -fuzz '^FuzzToKafkaMessage$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzRequestDuration$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzKeepMessages$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzHTTPPublishBody$$' -fuzztime $(FUZZTIME) ./server
+	go test -run '^$$' -fuzz '^FuzzRedriveProgress$$' -fuzztime $(FUZZTIME) ./kafkaio
 	go test -run '^$$' -fuzz '^FuzzParseAckID$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzDispatcher$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzDecodeCommitMetadata$$' -fuzztime $(FUZZTIME) ./flowcontrol

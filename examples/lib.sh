@@ -39,7 +39,7 @@ build_gateway() {
 
 # start_gateway NAME [gateway flags...] starts a gateway with an embedded
 # in-memory broker, all on free ports, waits until it listens, and sets
-# GATEWAY_ADDR to its gRPC address.
+# GATEWAY_ADDR to its gRPC address and GATEWAY_HTTP to its HTTP listener's.
 start_gateway() {
 	local name=$1
 	shift
@@ -50,6 +50,9 @@ start_gateway() {
 	if "$GATEWAY" --help 2>&1 | grep -q -- '-metrics-listen'; then
 		ports+=(--metrics-listen 127.0.0.1:0)
 	fi
+	if "$GATEWAY" --help 2>&1 | grep -q -- '-http-listen'; then
+		ports+=(--http-listen 127.0.0.1:0)
+	fi
 	: >"$log" # exists before the background job opens it
 	env -u KGATE_GATEWAY "$GATEWAY" "${ports[@]}" "$@" >"$log" 2>&1 & # KGATE_GATEWAY is this script's, not a gateway setting
 	local pid=$!
@@ -59,6 +62,7 @@ start_gateway() {
 	local i
 	for ((i = 0; i < 300; i++)); do
 		GATEWAY_ADDR=$(sed -n 's/.*msg="kgate listening" grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
+		GATEWAY_HTTP=$(sed -n 's/.*msg="kgate listening" .* http=\([^ ]*\).*/\1/p' "$log" | head -n 1)
 		[[ -n $GATEWAY_ADDR ]] && return 0
 		kill -0 "$pid" 2>/dev/null || fail "gateway $name exited at start: $(tail -n 5 "$log")"
 		sleep 0.1

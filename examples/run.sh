@@ -12,10 +12,14 @@
 #      publisher waits the delay and resends only what kgate.v1.PublishFailure
 #      says was not written, and in the end all 100 are written;
 #   4. consumer of that topic: exactly 100 records with 100 distinct values,
-#      so nothing written was sent twice.
+#      so nothing written was sent twice;
+#   5. (Node) tail.js over HTTP/1.1 with @connectrpc/connect-node: 20
+#      records published with curl (JSON, POST /v1/topics/{topic}/messages)
+#      tailed and each acked with the unary Ack; then curl reads the group's
+#      lag (GET /v1/groups/{group}): 0 in every partition, 20 committed.
 #
-# Needs: Go (builds the gateway), node with examples/node/node_modules
-# (npm ci), Debian's /usr/bin/python3 with python3-grpcio and
+# Needs: Go (builds the gateway), curl, buf in .tmp/bin (a descriptor set
+# for tail.js), node with examples/node/node_modules (npm ci), Debian's /usr/bin/python3 with python3-grpcio and
 # python3-protobuf, and protoc + grpc_python_plugin (protobuf-compiler,
 # protobuf-compiler-grpc). `make examples` installs them and runs this.
 # EXAMPLES=node (or python) runs one language only.
@@ -110,11 +114,47 @@ check_language() {
 	expect_line "consumer of the RESOURCE_EXHAUSTED topic" "$out-pressure-consumer.txt" \
 		"^SUMMARY records=$PRESSURE_COUNT distinct_values=$PRESSURE_COUNT acked=$PRESSURE_COUNT nacked=0 redelivered=0 status=OK$" \
 		"the topic must hold each of the $PRESSURE_COUNT messages exactly once"
+	[[ $LANG_NAME == node ]] && check_node_tail
+	return 0
+}
+
+# check_node_tail: publish with curl, tail and ack with Connect over HTTP/1.1
+# (tail.js), read the group's lag with curl.
+check_node_tail() {
+	local out=$WORK/node-tail topic=node-tail-orders group=node-tail
+	local i body
+	for ((i = 0; i < COUNT; i++)); do
+		body=$(printf '{"messages":[{"key":"%s","value":"%s"}]}' "$(printf 'k%d' $i | base64)" "$(printf 'tail-%d' $i | base64)")
+		curl -sS --fail-with-body -X POST "http://$PLAIN_HTTP/v1/topics/$topic/messages" -H 'Content-Type: application/json' -d "$body" >>"$out-curl.txt" 2>&1 ||
+			lang_fail "curl publish" "$out-curl.txt" "POST /v1/topics/$topic/messages failed"
+		echo >>"$out-curl.txt"
+	done
+	# (protojson puts spaces after some separators, at random, so that no one depends on its exact form.)
+	expect_count "curl publish" "$out-curl.txt" '^\{"results": ?\[\{"partition": ?[0-9]+, ?"offset": ?"[0-9]+", ?"timestamp": ?"[^"]+"\}\]\}$' $COUNT \
+		"each curl publish must answer with its partition, offset and timestamp"
+	step "tail over HTTP/1.1 (Connect)" "$out.txt" node "$ROOT/examples/node/tail.js" --url "http://$PLAIN_HTTP" --descriptors "$DESCRIPTORS" \
+		--topic "$topic" --group "$group" --expect $COUNT --timeout-s 30
+	expect_line "tail over HTTP/1.1 (Connect)" "$out.txt" "^SUMMARY records=$COUNT acked=$COUNT tail=opened$" "not every record tailed and acked"
+	expect_count "tail over HTTP/1.1 (Connect)" "$out.txt" '^record partition=[0-9]+ offset=[0-9]+ value=tail-[0-9]+ delivery_attempt=1$' $COUNT \
+		"each record must come once, on its first delivery"
+	# The acks were committed: the group's lag is 0 everywhere, as curl reads it.
+	local lag committed
+	for ((i = 0; ; i++)); do
+		curl -sS "http://$PLAIN_HTTP/v1/groups/$group" >"$out-lag.txt" 2>&1 || true
+		lag=$(grep -Eo '"lag": ?"[0-9]*"' "$out-lag.txt" | grep -Evc '"lag": ?"0"' || true)
+		committed=$(grep -Eo '"committedOffset": ?"[0-9]*"' "$out-lag.txt" | awk -F'"' '{ n += $4 } END { print n + 0 }')
+		[[ $lag == 0 && $committed == "$COUNT" ]] && break
+		((i < 100)) || lang_fail "curl group lag" "$out-lag.txt" "the group's lag did not reach 0 with $COUNT committed within 10 s"
+		sleep 0.1
+	done
+	echo "  curl group lag: 0 in every partition, $COUNT committed"
 }
 
 build_gateway
 start_gateway plain
-PLAIN_ADDR=$GATEWAY_ADDR
+PLAIN_ADDR=$GATEWAY_ADDR PLAIN_HTTP=$GATEWAY_HTTP
+DESCRIPTORS=$WORK/kgate.binpb # proto/ with its imports, for tail.js
+(cd "$ROOT" && "$ROOT/.tmp/bin/buf" build -o "$DESCRIPTORS") || fail "buf build (needs buf in .tmp/bin: make tools)"
 start_gateway pressure --kafka-producer queue.buffering.max.messages=2 --kafka-producer linger.ms=50
 PRESSURE_ADDR=$GATEWAY_ADDR
 echo "gateways: $PLAIN_ADDR, and $PRESSURE_ADDR with a 2-message producer queue"
@@ -140,7 +180,7 @@ for LANG_NAME in "${LANGS[@]}"; do
 		case $LANG_NAME in
 		node)
 			command -v node >/dev/null || lang_fail setup /dev/null "node is not installed"
-			[[ -d $ROOT/examples/node/node_modules/@grpc/grpc-js ]] ||
+			[[ -d $ROOT/examples/node/node_modules/@grpc/grpc-js && -d $ROOT/examples/node/node_modules/@connectrpc/connect-node ]] ||
 				lang_fail setup /dev/null "examples/node/node_modules is missing: run npm ci in examples/node (make examples does)"
 			;;
 		python)

@@ -33,9 +33,12 @@ const (
 	// KindConflict means the request conflicts with the state it meets
 	// (a group consumed with another ordering): change the request.
 	KindConflict
+	// KindAborted means the request ran into a concurrent one and was
+	// abandoned before it changed anything: retry.
+	KindAborted
 )
 
-var kindNames = [...]string{"internal", "invalid", "not found", "permission denied", "exhausted", "unavailable", "unknown outcome", "conflict"}
+var kindNames = [...]string{"internal", "invalid", "not found", "permission denied", "exhausted", "unavailable", "unknown outcome", "conflict", "aborted"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -28,6 +28,9 @@ type Action string
 const (
 	ActionPublish   Action = "publish"
 	ActionSubscribe Action = "subscribe"
+	// ActionAdmin allows kgate.v1.Admin calls on the topics (and groups)
+	// a rule matches.
+	ActionAdmin Action = "admin"
 )
 
 // Anonymous is the principal of calls when authentication is off. It is
@@ -47,8 +50,13 @@ type AuthConfig struct {
 	// with mTLS, where the TLS handshake already demands a certificate).
 	RequireIdentity bool
 	// Rules, when not nil, are the only permissions: a call is allowed when
-	// some rule matches, else PERMISSION_DENIED. nil allows everything.
+	// some rule matches, else PERMISSION_DENIED. nil allows everything,
+	// except the Admin calls that change something, which then need an
+	// identified principal unless AllowAnonymousAdmin.
 	Rules []Rule
+	// AllowAnonymousAdmin lets anonymous callers make the Admin calls that
+	// change something (offset resets, redrives) when there are no Rules.
+	AllowAnonymousAdmin bool
 }
 
 // Auth authenticates callers and authorizes what they do. A nil *Auth lets
@@ -77,7 +85,9 @@ type Auth struct {
 	// identify is true when every call must be identified: Tokens were
 	// given, or RequireIdentity. Reload does not change it.
 	identify bool
-	policy   atomic.Pointer[policy]
+	// anonymousAdmin is AuthConfig.AllowAnonymousAdmin.
+	anonymousAdmin bool
+	policy         atomic.Pointer[policy]
 }
 
 // policy is an Auth's tokens and rules, replaced whole by Reload.
@@ -108,7 +118,7 @@ func (r Rule) String() string {
 // NewAuth returns an Auth for cfg, or an error saying what in cfg would
 // not work.
 func NewAuth(cfg AuthConfig) (*Auth, error) {
-	a := &Auth{identify: len(cfg.Tokens) > 0 || cfg.RequireIdentity}
+	a := &Auth{identify: len(cfg.Tokens) > 0 || cfg.RequireIdentity, anonymousAdmin: cfg.AllowAnonymousAdmin}
 	if err := a.Reload(cfg.Tokens, cfg.Rules); err != nil {
 		return nil, err
 	}
@@ -351,20 +361,20 @@ func ParseTokens(r io.Reader) (map[string]string, error) {
 }
 
 // ParseRules reads an ACL file: one "principal action topic-pattern
-// [group-pattern]" rule per line, action being publish or subscribe;
+// [group-pattern]" rule per line, action being publish, subscribe or admin;
 // blank lines and lines starting with '#' are ignored.
 func ParseRules(r io.Reader) ([]Rule, error) {
 	rules := []Rule{}
 	err := eachLine(r, func(n int, f []string) error {
 		if len(f) < 3 || len(f) > 4 {
-			return fmt.Errorf("line %d: want \"principal publish|subscribe topic-pattern [group-pattern]\"", n)
+			return fmt.Errorf("line %d: want \"principal publish|subscribe|admin topic-pattern [group-pattern]\"", n)
 		}
 		r := Rule{Principal: f[0], Action: Action(f[1]), Topic: f[2]}
 		if len(f) == 4 {
 			r.Group = f[3]
 		}
-		if r.Action != ActionPublish && r.Action != ActionSubscribe {
-			return fmt.Errorf("line %d: action %q: use publish or subscribe", n, f[1])
+		if r.Action != ActionPublish && r.Action != ActionSubscribe && r.Action != ActionAdmin {
+			return fmt.Errorf("line %d: action %q: use publish, subscribe or admin", n, f[1])
 		}
 		if r.Action == ActionPublish && r.Group != "" {
 			return fmt.Errorf("line %d: a publish rule takes no group", n)
@@ -392,4 +402,90 @@ func eachLine(r io.Reader, f func(n int, fields []string) error) error {
 		}
 	}
 	return sc.Err()
+}
+
+// authorizeAdmin returns an error unless the caller may make an Admin call
+// on topic and group (either may be empty: not part of the call). With
+// rules, an admin rule must match both (a rule without a group pattern
+// matches the principal's own groups, as for subscribe). Without rules,
+// calls that change something need an identified principal unless
+// anonymous admin is allowed; other calls are open, like Subscribe.
+func (a *Auth) authorizeAdmin(ctx context.Context, topic, group string, change bool) *kafkaio.Error {
+	if a == nil {
+		return nil
+	}
+	who := Principal(ctx)
+	p := a.policy.Load()
+	if p.rules == nil {
+		if change && who == Anonymous && !a.anonymousAdmin {
+			return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: ReasonNotAllowed,
+				Message: "an anonymous caller may not change offsets or redrive dead letters: identify with a bearer token or a client certificate, or run the gateway with --allow-anonymous-admin (not on an open port)"}
+		}
+		return nil
+	}
+	if p.adminAllows(who, topic, group) {
+		return nil
+	}
+	what := "make Admin calls"
+	if topic != "" {
+		what += " on topic " + kafkaio.QuoteName(topic)
+	}
+	if group != "" {
+		what += " for group " + kafkaio.QuoteName(group)
+	}
+	return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: ReasonNotAllowed,
+		Message: fmt.Sprintf("principal %s may not %s: ask the gateway's operator for an admin rule (\"principal admin topic-pattern [group-pattern]\")", kafkaio.QuoteName(who), what)}
+}
+
+// adminAllows reports whether a rule lets who administer topic and group
+// ("" matches any).
+func (p *policy) adminAllows(who, topic, group string) bool {
+	for _, r := range p.rules {
+		if r.Action != ActionAdmin || !(r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) {
+			continue
+		}
+		if topic != "" && !match(r.Topic, topic) {
+			continue
+		}
+		if group != "" && !((r.Group == "" && p.owns(who, group)) || (r.Group != "" && match(r.Group, group))) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// adminFilter returns whether the caller may administer a topic or group,
+// for lists: nil when everything is allowed.
+func (a *Auth) adminFilter(ctx context.Context) func(topic, group string) bool {
+	if a == nil {
+		return nil
+	}
+	p := a.policy.Load()
+	if p.rules == nil {
+		return nil
+	}
+	who := Principal(ctx)
+	return func(topic, group string) bool { return p.adminAllows(who, topic, group) }
+}
+
+// authorizeRead returns an error unless the caller may read records of
+// topic: with rules, a subscribe rule for the topic, whatever its group
+// pattern (Admin reads records without a group of the caller's).
+func (a *Auth) authorizeRead(ctx context.Context, topic string) *kafkaio.Error {
+	if a == nil {
+		return nil
+	}
+	p := a.policy.Load()
+	if p.rules == nil {
+		return nil
+	}
+	who := Principal(ctx)
+	for _, r := range p.rules {
+		if r.Action == ActionSubscribe && (r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) && match(r.Topic, topic) {
+			return nil
+		}
+	}
+	return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: ReasonNotAllowed,
+		Message: fmt.Sprintf("principal %s may not read the records of topic %s: ask the gateway's operator for a subscribe rule for it", kafkaio.QuoteName(who), kafkaio.QuoteName(topic))}
 }

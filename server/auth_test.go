@@ -139,7 +139,7 @@ func TestBearerTokensAuthenticateAndStreamsPerPrincipalAreBounded(t *testing.T) 
 		switch s := status.Convert(err); {
 		case i < 2 && err != nil:
 			t.Fatalf("stream %d of 2: %v", i+1, err)
-		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 Subscribe streams open")):
+		case i == 2 && (s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "2 Subscribe (Tail included) streams open")):
 			t.Fatalf("third stream: %v %q, want ResourceExhausted", s.Code(), s.Message())
 		}
 	}

@@ -29,6 +29,8 @@ type Config struct {
 	// Subscriber serves kgate.v1.Subscriber when set. The caller keeps it
 	// to call Shutdown and Wait.
 	Subscriber *SubscriberService
+	// Admin serves kgate.v1.Admin when set.
+	Admin *AdminService
 	// Health is registered as grpc.health.v1.Health. Required; its status
 	// is set by WatchKafka and at shutdown.
 	Health *health.Server
@@ -99,6 +101,10 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	if cfg.Subscriber != nil {
 		cfg.Subscriber.auth = cfg.Auth
 		kgatev1.RegisterSubscriberServer(s, cfg.Subscriber)
+	}
+	if cfg.Admin != nil {
+		cfg.Admin.auth = cfg.Auth
+		kgatev1.RegisterAdminServer(s, cfg.Admin)
 	}
 	healthpb.RegisterHealthServer(s, cfg.Health)
 	registerReflection(s, log)

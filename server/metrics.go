@@ -35,6 +35,7 @@ type Metrics struct {
 	connectionsOpen                 prometheus.Gauge
 	connectionsRefused              prometheus.Counter
 	streams                         *prometheus.GaugeVec
+	httpRequests                    *prometheus.CounterVec
 	outstanding                     prometheus.Gauge
 	paused                          *prometheus.GaugeVec
 	redeliveries                    *prometheus.CounterVec
@@ -133,7 +134,7 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 			Name: "kgate_unauthenticated_calls_total", Help: "Calls refused with UNAUTHENTICATED before their request was read, by reason (NO_IDENTITY, UNKNOWN_TOKEN, RESERVED_PRINCIPAL).",
 		}, []string{"reason"}),
 		connectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kgate_connections", Help: "Open client connections of the gRPC port.",
+			Name: "kgate_connections", Help: "Open client connections of the gRPC port and the HTTP listener.",
 		}),
 		connectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kgate_refused_connections_total", Help: "Client connections closed at once because the gateway held --max-connections.",
@@ -141,6 +142,9 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kgate_streams", Help: "Open streams, by RPC.",
 		}, []string{"rpc"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kgate_http_requests_total", Help: "Requests of the HTTP listener (--http-listen), by protocol: connect, connect-stream, grpc-web, grpc or rest. Each call is also counted in grpc_server_*.",
+		}, []string{"protocol"}),
 		outstanding: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kgate_subscribe_outstanding_records", Help: "Records held by Subscribe streams: delivered and not acked, or waiting for redelivery.",
 		}),
@@ -172,7 +176,7 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams,
+	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams, m.httpRequests,
 		m.outstanding, m.paused, m.redeliveries, m.rebalances, m.stalled, m.stallRecoveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), sweeper{m.groups}} {
 		f(c)
@@ -239,6 +243,12 @@ func (m *Metrics) connections(delta float64) {
 func (m *Metrics) refusedConnection() {
 	if m != nil {
 		m.connectionsRefused.Inc()
+	}
+}
+
+func (m *Metrics) httpRequest(protocol string) {
+	if m != nil {
+		m.httpRequests.WithLabelValues(protocol).Inc()
 	}
 }
 

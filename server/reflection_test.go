@@ -20,7 +20,7 @@ func TestReflectionDescriptorsMatchTheGeneratedCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, gen := range []protoreflect.FileDescriptor{kgatev1.File_kgate_v1_publisher_proto, kgatev1.File_kgate_v1_subscriber_proto} {
+	for _, gen := range []protoreflect.FileDescriptor{kgatev1.File_kgate_v1_publisher_proto, kgatev1.File_kgate_v1_subscriber_proto, kgatev1.File_kgate_v1_admin_proto} {
 		fd, err := files.FindFileByPath(gen.Path())
 		if err != nil {
 			t.Fatalf("%s is not among the embedded descriptors: %v", gen.Path(), err)
@@ -41,8 +41,8 @@ func TestReflectionDescriptorsMatchTheGeneratedCode(t *testing.T) {
 			t.Errorf("%s: the embedded descriptor differs from the generated code's: run make generate\nembedded: %v\ngenerated: %v", gen.Path(), embedded, want)
 		}
 	}
-	if n := files.NumFiles(); n != 2 {
-		t.Errorf("the embedded descriptors hold %d files, want kgate's 2", n)
+	if n := files.NumFiles(); n != 3 {
+		t.Errorf("the embedded descriptors hold %d files, want kgate's 3", n)
 	}
 	svc, err := sourceResolver{files}.FindDescriptorByName("kgate.v1.Publisher")
 	if err != nil {

@@ -27,6 +27,7 @@ var kindCodes = map[kafkaio.Kind]codes.Code{
 	kafkaio.KindUnavailable:    codes.Unavailable,
 	kafkaio.KindUnknownOutcome: codes.Unknown,
 	kafkaio.KindConflict:       codes.FailedPrecondition,
+	kafkaio.KindAborted:        codes.Aborted,
 }
 
 // codeOf maps an error to the gRPC code a client sees.

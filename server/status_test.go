@@ -30,6 +30,7 @@ func TestEveryKindHasACode(t *testing.T) {
 		kafkaio.KindUnavailable:    codes.Unavailable,
 		kafkaio.KindUnknownOutcome: codes.Unknown,
 		kafkaio.KindConflict:       codes.FailedPrecondition,
+		kafkaio.KindAborted:        codes.Aborted,
 	}
 	// Every Kind kafkaio names (its String is not the "Kind(n)" fallback)
 	// must be mapped on purpose, not fall through to INTERNAL.

@@ -48,7 +48,7 @@ const (
 
 func kindOf(fullMethod string) streamKind {
 	switch {
-	case fullMethod == kgatev1.Subscriber_Subscribe_FullMethodName:
+	case fullMethod == kgatev1.Subscriber_Subscribe_FullMethodName, fullMethod == kgatev1.Subscriber_Tail_FullMethodName:
 		return kindSubscribe
 	case fullMethod == kgatev1.Publisher_PublishStream_FullMethodName:
 		return kindPublishStream
@@ -133,7 +133,7 @@ func tooManyStreams(key streamKey, max int) *kafkaio.Error {
 	var msg string
 	switch key.kind {
 	case kindSubscribe, kindPublishStream:
-		rpc := "Subscribe"
+		rpc := "Subscribe (Tail included)"
 		if key.kind == kindPublishStream {
 			rpc = "PublishStream"
 		}

@@ -60,6 +60,7 @@ type SubscriberService struct {
 	log     *slog.Logger
 	metrics *Metrics
 	auth    *Auth // set by NewGRPCServer
+	tails   *tailRegistry
 
 	// stopping is done once Shutdown was called; stop makes it so.
 	stopping  context.Context
@@ -74,7 +75,7 @@ func NewSubscriberService(sub Subscriber, log *slog.Logger, m *Metrics) *Subscri
 		log = slog.Default()
 	}
 	stopping, stop := context.WithCancel(context.Background())
-	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, stopping: stopping, stop: stop}
+	return &SubscriberService{sub: sub, log: log.With("component", "subscriber"), metrics: m, stopping: stopping, stop: stop, tails: newTailRegistry()}
 }
 
 // Shutdown refuses new streams and ends the open ones with UNAVAILABLE.
@@ -112,15 +113,8 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 	if err != nil {
 		return err
 	}
-	for _, t := range cfg.Topics {
-		if err := s.auth.authorize(ctx, ActionSubscribe, t, cfg.Group); err != nil {
-			return toStatus(err)
-		}
-	}
-	if cfg.Window.DeadLetterTopic != "" {
-		if err := s.auth.authorize(ctx, ActionPublish, cfg.Window.DeadLetterTopic, ""); err != nil {
-			return toStatus(err)
-		}
+	if err := s.authorizeOpen(ctx, cfg); err != nil {
+		return err
 	}
 	select {
 	case <-s.stopping.Done():
@@ -151,7 +145,7 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		cancelLoop(s.receive(loopCtx, stream, sub, cfg.Window.AckDeadline, open.GetAutoAck()))
 	}()
 
-	snd := sender{stream: stream, batchMax: int(open.GetMaxMessagesPerResponse())}
+	snd := sender{out: stream.Send, batchMax: int(open.GetMaxMessagesPerResponse())}
 	var sent []string // ack ids to auto-ack once sent
 	for {
 		evs, err := sub.Next(loopCtx)
@@ -186,7 +180,7 @@ const maxBatchMessages = 1000
 // end in a response of its own; records one per response, or with batchMax > 1 as batches of
 // the records that are ready, up to batchMax records and maxBatchBytes.
 type sender struct {
-	stream   kgatev1.Subscriber_SubscribeServer
+	out      func(*kgatev1.SubscribeResponse) error // the stream's Send
 	batchMax int
 	batch    []*kgatev1.ReceivedMessage
 	bytes    int
@@ -204,13 +198,13 @@ func (s *sender) send(evs []kafkaio.Event) error {
 				a := &kgatev1.Assignment{Assigned: topicPartitions(ev.Assigned), Revoked: topicPartitions(ev.Revoked)}
 				resp = &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: a}}
 			}
-			if err := s.stream.Send(resp); err != nil {
+			if err := s.out(resp); err != nil {
 				return err
 			}
 			continue
 		}
 		if s.batchMax <= 1 {
-			if err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: receivedMessage(r)}}); err != nil {
+			if err := s.out(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: receivedMessage(r)}}); err != nil {
 				return err
 			}
 			continue
@@ -236,7 +230,7 @@ func (s *sender) flush() error {
 	if len(s.batch) == 0 {
 		return nil
 	}
-	err := s.stream.Send(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{Messages: s.batch}}})
+	err := s.out(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{Messages: s.batch}}})
 	clear(s.batch)
 	s.batch, s.bytes = s.batch[:0], 0
 	return err

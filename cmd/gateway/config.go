@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,6 +114,13 @@ type Config struct {
 	// MetricsListen is the address of the Prometheus /metrics endpoint;
 	// empty serves no metrics.
 	MetricsListen string
+	// HTTPListen is the address of the HTTP listener (Connect, gRPC-Web
+	// and JSON routes for the same services); "auto" is the port after
+	// Listen's on the same host; empty serves none.
+	HTTPListen string
+	// AllowAnonymousAdmin lets anonymous callers change offsets and
+	// redrive dead letters when there is no ACL.
+	AllowAnonymousAdmin bool
 	// MetricsMaxGroups bounds the consumer groups labelled in the metrics
 	// at once; the others are counted under group "_other".
 	MetricsMaxGroups int
@@ -224,6 +233,8 @@ func parseConfig(args, environ []string, help io.Writer) (*Config, error) {
 	intVar(fs, &cfg.MaxConcurrentStreams, "max-concurrent-streams", 100, "a whole number of calls, 1 or more", "concurrent calls per client connection")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "optional file of 'flag-name = value' lines (see gateway.example.conf); flags and KGATE_* variables override it")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint (HTTP); empty serves none")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "auto", "address of the HTTP listener: HTTP/1.1 and HTTP/2 with Connect, gRPC-Web and JSON routes (POST /v1/topics/{topic}/messages, ...) for the same services, with the same TLS, authentication and limits; auto: the port after --listen's (:8081 by default); empty serves none")
+	fs.BoolVar(&cfg.AllowAnonymousAdmin, "allow-anonymous-admin", false, "without --acl, let anonymous callers reset group offsets and redrive dead letters (kgate.v1.Admin); off, those need an identified principal (a token or client certificate). Never on an open port")
 	fs.IntVar(&cfg.MetricsMaxGroups, "metrics-max-groups", server.DefaultMetricsMaxGroups, "consumer groups labelled in the metrics at once; the others are counted under group \"_other\", and a group's series go 5 minutes after its last stream ended")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
@@ -360,6 +371,23 @@ func applyConfigFile(fs *flag.FlagSet, path string, given map[string]string) err
 	return nil
 }
 
+// nextPort is addr with its port plus one: ":8080" gives ":8081"; port 0
+// (any free port) stays 0.
+func nextPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if port == "0" {
+		return addr, nil
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n >= 65535 {
+		return "", fmt.Errorf("port %q is not a number from 1 to 65534", port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1)), nil
+}
+
 func (c *Config) validate() error {
 	switch {
 	case c.MaxInflightBytes <= 0:
@@ -409,6 +437,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--metrics-max-groups must be positive, got %d", c.MetricsMaxGroups)
 	case c.MaxConnections < 0:
 		return fmt.Errorf("--max-connections must not be negative, got %d", c.MaxConnections)
+	}
+	if c.HTTPListen == "auto" {
+		addr, err := nextPort(c.Listen)
+		if err != nil {
+			return fmt.Errorf("--http-listen auto takes the port after --listen's, but --listen %q has no port number (%v): give --http-listen an address, or empty for none", c.Listen, err)
+		}
+		c.HTTPListen = addr
+	}
+	if _, port, _ := net.SplitHostPort(c.HTTPListen); c.HTTPListen != "" && c.HTTPListen == c.Listen && port != "0" {
+		return fmt.Errorf("--http-listen %q is --listen's address too: give it a port of its own", c.HTTPListen)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

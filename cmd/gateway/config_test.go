@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func defaultConfig() *Config {
 		HealthInterval:                  2 * time.Second,
 		HealthFailures:                  3,
 		MetricsListen:                   ":9090",
+		HTTPListen:                      ":8081", // auto: the port after --listen's
 		MetricsMaxGroups:                100,
 		SubscribeLinger:                 10 * time.Second,
 		SubscribeMemory:                 256 << 20,
@@ -185,6 +187,9 @@ func TestParseConfig(t *testing.T) {
 			if tc.want != nil {
 				tc.want(want)
 			}
+			if want.HTTPListen == ":8081" && want.Listen != ":8080" { // auto follows --listen
+				want.HTTPListen, _ = nextPort(want.Listen)
+			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("case %d:\n got %+v\nwant %+v", i, got, want)
 			}
@@ -245,6 +250,9 @@ func TestParseConfigRejectsBadValues(t *testing.T) {
 		24: {env: map[string]string{"KGATE_SHUTDOWN_TIMEOUT": "soon"}, want: `KGATE_SHUTDOWN_TIMEOUT="soon": want a duration with its unit, such as 15s, 500ms or 2m`},
 		25: {args: []string{"--embedded-partitions", "3.5"}, want: `invalid value "3.5" for flag -embedded-partitions: want a whole number of partitions, such as 3`},
 		26: {env: map[string]string{"KGATE_MAX_REQUEST_BYTES": "1000"}, want: "does not fit in --max-request-bytes 1000: a request with one message of that size needs 1024 bytes more for its topic and framing, so such a message could never be sent; lower --max-message-bytes to at most -24 or raise --max-request-bytes to at least 1001024 (set by KGATE_MAX_REQUEST_BYTES)"},
+		27: {args: []string{"--listen", "unix-socket"}, want: `--http-listen auto takes the port after --listen's, but --listen "unix-socket" has no port number`},
+		28: {args: []string{"--listen", ":9000", "--http-listen", ":9000"}, want: `--http-listen ":9000" is --listen's address too`},
+		29: {args: []string{"--allow-anonymous-admin=maybe"}, want: "allow-anonymous-admin"},
 	} {
 		var out bytes.Buffer
 		cfg, err := parseConfig(tc.args, envOf(tc.env), &out)
@@ -368,6 +376,40 @@ func TestExampleConfigFileParses(t *testing.T) {
 		}
 		if _, err := parseConfig([]string{"--config", f}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "bad.conf:1") {
 			t.Errorf("case %d: %q gave %v, want an error naming the line", i, bad, err)
+		}
+	}
+}
+
+// TestEveryFlagIsDocumented: every flag is a line of gateway.example.conf
+// (set, or commented out as "# name = ...") and a row of the README's flag
+// table, so that neither falls behind --help.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	conf, err := os.ReadFile("../../gateway.example.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help strings.Builder
+	if _, err := parseConfig([]string{"--help"}, nil, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	names := regexp.MustCompile(`(?m)^  --([a-z0-9-]+) `).FindAllStringSubmatch(help.String(), -1)
+	if len(names) < 30 {
+		t.Fatalf("found %d flags in --help, want them all", len(names))
+	}
+	for _, m := range names {
+		name := m[1]
+		if name == "config" {
+			continue // the file itself
+		}
+		if !regexp.MustCompile(`(?m)^(# )?` + regexp.QuoteMeta(name) + ` = `).Match(conf) {
+			t.Errorf("gateway.example.conf has no line for %s (add \"%s = ...\", or \"# %s = ...\" with a comment)", name, name, name)
+		}
+		if !regexp.MustCompile("(?m)^\\|[^\\n]*`--" + regexp.QuoteMeta(name) + "[` ]").Match(readme) {
+			t.Errorf("README.md's flag table has no row for --%s", name)
 		}
 	}
 }

@@ -491,8 +491,9 @@ func childEnv(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	// Gateways of parallel tests must not share the default metrics port.
-	return append(append(env, "KGATE_METRICS_LISTEN=127.0.0.1:0"), extra...)
+	// Gateways of parallel tests must not share the default metrics and
+	// HTTP ports.
+	return append(append(env, "KGATE_METRICS_LISTEN=127.0.0.1:0", "KGATE_HTTP_LISTEN=127.0.0.1:0"), extra...)
 }
 
 type syncBuffer = kafkatest.SyncBuffer

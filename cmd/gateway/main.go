@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,7 +109,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	metrics := server.NewMetrics(prod, server.WithGroupSeries(cfg.MetricsMaxGroups, 0))
 	hs := health.NewServer()
-	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName} {
+	for _, name := range []string{"", server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName} {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING) // until Kafka answers
 	}
 	ksub, err := kafkaio.NewSubscriber(kafkaio.SubscriberConfig{Brokers: brokers, Kafka: consumerKafka, DeadLetter: prod, Logger: log, Observer: metrics,
@@ -118,17 +119,28 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	metrics.WatchSubscriber(ksub)
+	kadmin, err := kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: brokers, Kafka: consumerKafka, Subscriber: ksub, Publisher: prod,
+		Instance: instanceName(cfg.Listen), Logger: log})
+	if err != nil {
+		prod.Close(context.Background())
+		return err
+	}
+	defer kadmin.Close() // after the servers stopped: no Admin call runs any more
 	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), log, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: log, Metrics: metrics, Auth: sec.auth, Streams: sec.streams,
-		MaxPublishMessages: cfg.MaxMessagesPerRequest}, sec.opts...)
+	admins := server.NewAdminService(kadmin)
+	admins.SetGateway(server.GatewayInfo{Instance: instanceName(cfg.Listen), Brokers: brokers, Embedded: cfg.Brokers == "", Health: hs,
+		Services: []string{server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName}, Producer: prod, Subscriber: ksub,
+		Metrics: metrics, Started: time.Now()})
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Admin: admins, Health: hs, Logger: log, Metrics: metrics,
+		Auth: sec.auth, Streams: sec.streams, MaxPublishMessages: cfg.MaxMessagesPerRequest}, sec.opts...)
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		prod.Close(context.Background())
 		return fmt.Errorf("listening for gRPC on %s: %w (is another gateway running? choose another --listen)", cfg.Listen, err)
 	}
 	lis = server.LimitListener(lis, cfg.MaxConnections, metrics, log)
-	var mlis net.Listener
+	var mlis, hlis net.Listener
 	if cfg.MetricsListen != "" {
 		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			lis.Close()
@@ -136,11 +148,41 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return fmt.Errorf("listening for metrics on %s: %w (choose another --metrics-listen, or set it empty to serve no metrics)", cfg.MetricsListen, err)
 		}
 	}
-	metricsAddr := ""
+	var httpSrv *http.Server
+	if cfg.HTTPListen != "" {
+		h, err := server.NewHTTPHandler(server.HTTPConfig{GRPC: gs, MaxRequestBytes: cfg.MaxRequestBytes, Logger: log, Metrics: metrics})
+		if err == nil {
+			hlis, err = net.Listen("tcp", cfg.HTTPListen)
+			if err != nil {
+				err = fmt.Errorf("listening for HTTP on %s: %w (choose another --http-listen, or set it empty to serve no HTTP)", cfg.HTTPListen, err)
+			}
+		}
+		if err != nil {
+			lis.Close()
+			if mlis != nil {
+				mlis.Close()
+			}
+			prod.Close(context.Background())
+			return err
+		}
+		var tlsCfg *tls.Config
+		if sec.tls != nil {
+			tlsCfg = sec.tls.HTTPConfig()
+		}
+		hlis = server.LimitListener(hlis, cfg.MaxConnections, metrics, log)
+		if tlsCfg != nil {
+			hlis = tls.NewListener(hlis, tlsCfg)
+		}
+		httpSrv = server.HTTPServer(h, tlsCfg, int(cfg.MaxHeaderBytes), log)
+	}
+	metricsAddr, httpAddr := "", ""
 	if mlis != nil {
 		metricsAddr = mlis.Addr().String()
 	}
-	log.Info("kgate listening", "grpc", lis.Addr().String(), "brokers", brokers, "metrics", metricsAddr)
+	if hlis != nil {
+		httpAddr = hlis.Addr().String()
+	}
+	log.Info("kgate listening", "grpc", lis.Addr().String(), "brokers", brokers, "metrics", metricsAddr, "http", httpAddr)
 
 	var wg sync.WaitGroup
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -162,13 +204,22 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	go func() {
 		defer wg.Done()
 		server.WatchKafka(watchCtx, hs, prod, server.HealthPolicy{Interval: cfg.HealthInterval, Failures: cfg.HealthFailures}, log,
-			server.PublisherServiceName, server.SubscriberServiceName)
+			server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName)
 	}()
 	serveErr := make(chan error, 1)
 	go func() {
 		defer wg.Done()
 		serveErr <- gs.Serve(lis)
 	}()
+	if httpSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := httpSrv.Serve(hlis); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("HTTP listener failed", "err", err)
+			}
+		}()
+	}
 	hsrv := &http.Server{Handler: metricsHandler(metrics, hs), ReadHeaderTimeout: 10 * time.Second}
 	if mlis != nil {
 		wg.Add(1)
@@ -198,6 +249,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	subs.Shutdown()
 	pubs.Shutdown() // publish streams end UNAVAILABLE once Kafka answered what they sent
 	prod.Close(sctx)
+	if httpSrv != nil {
+		// Stop accepting HTTP and let unary calls in flight finish (their
+		// streams ended above); then whatever is left is cut.
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			log.Warn("HTTP calls still running at the shutdown deadline are cut", "err", err)
+		}
+		_ = httpSrv.Close()
+	}
 	forceStop := time.AfterFunc(time.Until(deadline), gs.Stop)
 	gs.GracefulStop()
 	forceStop.Stop()
@@ -250,6 +309,7 @@ func security(cfg *Config) (*secured, error) {
 		return nil, err
 	}
 	ac.RequireIdentity = cfg.TLSClientCA != ""
+	ac.AllowAnonymousAdmin = cfg.AllowAnonymousAdmin
 	if sec.auth, err = server.NewAuth(ac); err != nil {
 		return nil, fmt.Errorf("--auth-tokens and --acl: %w", err)
 	}

@@ -46,6 +46,10 @@ func TestGatewaySecurity(t *testing.T) {
 		t.Parallel()
 		testMTLSProbe(t, gateway)
 	})
+	t.Run("HTTP listener with TLS, tokens and ACL", func(t *testing.T) {
+		t.Parallel()
+		testHTTPListenerSecurity(t, gateway)
+	})
 	t.Run("tokens over plaintext", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
@@ -373,6 +377,81 @@ func testMTLSProbe(t *testing.T, gateway string) {
 	}
 	if code, body := get("/healthz?service=no.such.Service"); code != http.StatusServiceUnavailable || body != "SERVICE_UNKNOWN" {
 		t.Errorf("/healthz of an unknown service: %d %s, want 503 SERVICE_UNKNOWN", code, body)
+	}
+	gw.terminate(t)
+}
+
+var httpListeningRE = regexp.MustCompile(`msg="kgate listening" grpc=\S+ brokers=\S+ metrics=\S+ http=(\S+)`)
+
+// testHTTPListenerSecurity: the HTTP listener serves the gRPC port's
+// certificate, over HTTP/1.1 and HTTP/2, and applies its tokens and ACL:
+// no token 401, a token the ACL does not allow 403, an allowed one 200;
+// the Admin call needs an admin rule.
+func testHTTPListenerSecurity(t *testing.T, gateway string) {
+	dir := t.TempDir()
+	ca := gatewaytest.NewCA(t)
+	certFile, keyFile := gatewaytest.WritePEM(t, dir, "server", ca.Issue(t, "gateway-http", true))
+	tokens, acl := filepath.Join(dir, "tokens"), filepath.Join(dir, "acl")
+	gatewaytest.WriteFile(t, tokens, "alice t-alice\nbob t-bob\n")
+	gatewaytest.WriteFile(t, acl, "alice publish http-*\nalice admin http-*\nbob subscribe http-* bob\n")
+	gw := startProc(t, "gateway", gateway, childEnv(), "--listen", "127.0.0.1:0", "--embedded-kafka", "127.0.0.1:0",
+		"--auth-tokens", tokens, "--acl", acl, "--tls-cert", certFile, "--tls-key", keyFile)
+	brokers := gw.waitFor(t, listeningRE, startTimeout, "the gateway logs that it is listening")[2]
+	addr := gw.waitFor(t, httpListeningRE, startTimeout, "the gateway logs its HTTP listener")[1]
+	checkBoundAddr(t, "HTTP", addr)
+	topic := kafkatest.Name("http-tls")
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+		}
+		client := &http.Client{Transport: tr, Timeout: rpcTimeout}
+		call := func(method, path, token, body string) (int, string, string) {
+			req, err := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b), resp.Proto
+		}
+		publish := "/v1/topics/" + topic + "/messages"
+		msg := `{"messages":[{"value":"eA=="}]}`
+		for _, tc := range []struct {
+			method, path, token string
+			want                int
+		}{
+			{"POST", publish, "", http.StatusUnauthorized},
+			{"POST", publish, "t-nobody", http.StatusUnauthorized},
+			{"POST", publish, "t-bob", http.StatusForbidden},
+			{"POST", publish, "t-alice", http.StatusOK},
+			{"GET", "/v1/topics/" + topic, "t-bob", http.StatusForbidden},
+			{"GET", "/v1/topics/" + topic, "t-alice", http.StatusOK},
+		} {
+			body := ""
+			if tc.method == "POST" {
+				body = msg
+			}
+			code, b, proto := call(tc.method, tc.path, tc.token, body)
+			if code != tc.want {
+				t.Errorf("%s %s %s with token %q: %d %s, want %d", proto, tc.method, tc.path, tc.token, code, b, tc.want)
+			}
+			if wantProto := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2]; proto != wantProto {
+				t.Errorf("%s %s: served over %s, want %s", tc.method, tc.path, proto, wantProto)
+			}
+		}
+		client.CloseIdleConnections()
+	}
+	if n := len(kafkatest.ReadAll(t, brokers, topic)); n != 2 {
+		t.Errorf("%s holds %d records, want alice's 2 (one per HTTP version)", topic, n)
 	}
 	gw.terminate(t)
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates the Python modules the examples import into the directory $1:
-# kgate.v1 (messages and gRPC stubs) from ../../proto, and google.rpc.Status,
-# RetryInfo and ErrorInfo from ../googleapis. Then:
+# kgate.v1 (messages and gRPC stubs) and google.api's HTTP annotations, which
+# kgate's protos import, from ../../proto, and google.rpc.Status, RetryInfo
+# and ErrorInfo from ../googleapis. Then:
 #   PYTHONPATH=$1 /usr/bin/python3 publisher.py ...
 #
 # Debian: protoc comes from protobuf-compiler (3.21), google/protobuf/*.proto
@@ -17,5 +18,6 @@ plugin=$(command -v grpc_python_plugin) || { echo "gen.sh: grpc_python_plugin no
 command -v protoc >/dev/null || { echo "gen.sh: protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }
 mkdir -p "$out"
 protoc -I "$here/../../proto" --python_out="$out" --grpc_python_out="$out" \
-  --plugin=protoc-gen-grpc_python="$plugin" kgate/v1/publisher.proto kgate/v1/subscriber.proto
+  --plugin=protoc-gen-grpc_python="$plugin" kgate/v1/publisher.proto kgate/v1/subscriber.proto kgate/v1/admin.proto
+protoc -I "$here/../../proto" --python_out="$out" google/api/annotations.proto google/api/http.proto
 protoc -I "$here/../googleapis" --python_out="$out" google/rpc/status.proto google/rpc/error_details.proto

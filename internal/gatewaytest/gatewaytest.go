@@ -6,7 +6,9 @@ package gatewaytest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -45,6 +47,15 @@ type Options struct {
 	ServerOptions []grpc.ServerOption
 	// DialOptions are the client connection's; nil dials plaintext.
 	DialOptions []grpc.DialOption
+	// Admin serves kgate.v1.Admin (a kafkaio.Admin of the gateway's
+	// brokers, with its subscriber and producer).
+	Admin bool
+	// HTTP serves the HTTP listener too (Connect, gRPC-Web, REST), on
+	// 127.0.0.1; HTTPTLS, when set, is its TLS configuration.
+	HTTP    bool
+	HTTPTLS *tls.Config
+	// MaxRequestBytes is the HTTP listener's bound (zero: the default).
+	MaxRequestBytes int
 }
 
 // Gateway is a running test gateway.
@@ -59,6 +70,13 @@ type Gateway struct {
 	Subscribers *server.SubscriberService
 	Health      *health.Server
 	Metrics     *server.Metrics
+	// Admin is the Admin client (with Options.Admin); KafkaAdmin its
+	// backend.
+	Admin      kgatev1.AdminClient
+	KafkaAdmin *kafkaio.Admin
+	// HTTPAddr is the HTTP listener's address (with Options.HTTP), and
+	// HTTPURL its base URL (http:// or https://).
+	HTTPAddr, HTTPURL string
 }
 
 // Start starts a gateway; it fails the test if any part cannot start.
@@ -83,7 +101,19 @@ func Start(t testing.TB, o Options) *Gateway {
 	subs := server.NewSubscriberService(server.KafkaSubscriber(ksub), o.Producer.Logger, metrics)
 	pubs := server.NewPublisherService(prod, metrics)
 	hs := health.NewServer()
-	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Health: hs, Logger: o.Producer.Logger,
+	var kadmin *kafkaio.Admin
+	var admins *server.AdminService
+	if o.Admin {
+		if kadmin, err = kafkaio.NewAdmin(kafkaio.AdminConfig{Brokers: o.Producer.Brokers, Subscriber: ksub, Publisher: prod, Instance: t.Name(), Logger: o.Producer.Logger}); err != nil {
+			prod.Close(context.Background())
+			t.Fatalf("NewAdmin: %v", err)
+		}
+		admins = server.NewAdminService(kadmin)
+		admins.SetGateway(server.GatewayInfo{Instance: t.Name(), Brokers: o.Producer.Brokers, Health: hs,
+			Services: []string{server.PublisherServiceName, server.SubscriberServiceName, server.AdminServiceName}, Producer: prod, Subscriber: ksub,
+			Metrics: metrics, Started: time.Now()})
+	}
+	gs := server.NewGRPCServer(server.Config{Publisher: pubs, Subscriber: subs, Admin: admins, Health: hs, Logger: o.Producer.Logger,
 		Metrics: metrics, Auth: o.Auth, Streams: o.Streams, MaxPublishMessages: o.MaxPublishMessages}, o.ServerOptions...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,6 +129,31 @@ func Start(t testing.TB, o Options) *Gateway {
 		defer close(served)
 		_ = gs.Serve(lis)
 	}()
+	var hsrv *http.Server
+	httpServed := make(chan struct{})
+	var httpAddr, httpURL string
+	if o.HTTP {
+		h, err := server.NewHTTPHandler(server.HTTPConfig{GRPC: gs, MaxRequestBytes: o.MaxRequestBytes, Logger: o.Producer.Logger, Metrics: metrics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hlis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		httpAddr, httpURL = hlis.Addr().String(), "http://"+hlis.Addr().String()
+		if o.HTTPTLS != nil {
+			hlis = tls.NewListener(hlis, o.HTTPTLS)
+			httpURL = "https://" + httpAddr
+		}
+		hsrv = server.HTTPServer(h, o.HTTPTLS, server.DefaultMaxHeaderBytes, o.Producer.Logger)
+		go func() {
+			defer close(httpServed)
+			_ = hsrv.Serve(hlis)
+		}()
+	} else {
+		close(httpServed)
+	}
 	t.Cleanup(func() { // after the connection's cleanup, registered below
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -106,10 +161,18 @@ func Start(t testing.TB, o Options) *Gateway {
 		subs.Shutdown()
 		pubs.Shutdown()
 		prod.Close(ctx)
+		if hsrv != nil {
+			_ = hsrv.Shutdown(ctx)
+			_ = hsrv.Close()
+		}
+		<-httpServed
 		gs.Stop()
 		<-served
 		subs.Wait()
 		pubs.Wait()
+		if kadmin != nil {
+			kadmin.Close()
+		}
 	})
 	dial := o.DialOptions
 	if dial == nil {
@@ -121,5 +184,6 @@ func Start(t testing.TB, o Options) *Gateway {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &Gateway{Addr: addr, Conn: conn, Pub: kgatev1.NewPublisherClient(conn), Sub: kgatev1.NewSubscriberClient(conn),
-		Producer: prod, Subscriber: ksub, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics}
+		Producer: prod, Subscriber: ksub, Publishers: pubs, Subscribers: subs, Health: hs, Metrics: metrics,
+		Admin: kgatev1.NewAdminClient(conn), KafkaAdmin: kadmin, HTTPAddr: httpAddr, HTTPURL: httpURL}
 }

@@ -7,6 +7,7 @@
 package kgatev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -606,7 +607,7 @@ var File_kgate_v1_publisher_proto protoreflect.FileDescriptor
 
 const file_kgate_v1_publisher_proto_rawDesc = "" +
 	"\n" +
-	"\x18kgate/v1/publisher.proto\x12\bkgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n" +
+	"\x18kgate/v1/publisher.proto\x12\bkgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x01\n" +
 	"\x14PublishStreamRequest\x12%\n" +
 	"\x0ecorrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12+\n" +
@@ -642,9 +643,9 @@ const file_kgate_v1_publisher_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12/\n" +
 	"\x06result\x18\x04 \x01(\v2\x17.kgate.v1.PublishResultR\x06result\x12:\n" +
 	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay2\xa1\x01\n" +
-	"\tPublisher\x12>\n" +
-	"\aPublish\x12\x18.kgate.v1.PublishRequest\x1a\x19.kgate.v1.PublishResponse\x12T\n" +
+	"retryDelay2\xc9\x01\n" +
+	"\tPublisher\x12f\n" +
+	"\aPublish\x12\x18.kgate.v1.PublishRequest\x1a\x19.kgate.v1.PublishResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/topics/{topic}/messages\x12T\n" +
 	"\rPublishStream\x12\x1e.kgate.v1.PublishStreamRequest\x1a\x1f.kgate.v1.PublishStreamResponse(\x010\x01B\x8c\x01\n" +
 	"\fcom.kgate.v1B\x0ePublisherProtoP\x01Z+github.com/kgate/kgate/gen/kgate/v1;kgatev1\xa2\x02\x03KXX\xaa\x02\bKgate.V1\xca\x02\bKgate\\V1\xe2\x02\x14Kgate\\V1\\GPBMetadata\xea\x02\tKgate::V1b\x06proto3"
 

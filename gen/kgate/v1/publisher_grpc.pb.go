@@ -186,6 +186,13 @@ type PublisherClient interface {
 	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
 	// means no message of the request was written, except for the answers
 	// above whose outcome is unknown, where nothing is known.
+	//
+	// Over HTTP (--http-listen), besides Connect and gRPC-Web, Publish is
+	// POST /v1/topics/{topic}/messages with a JSON body
+	// {"messages":[{"key":"<base64>","value":"<base64>"}]} (bytes are base64
+	// in JSON, as everywhere in proto3 JSON); the answer is the
+	// PublishResponse as JSON, or an error with the status code's HTTP
+	// equivalent and a JSON body {"code","message","details"}.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway
@@ -434,6 +441,13 @@ type PublisherServer interface {
 	// DEADLINE_EXCEEDED (outcome unknown) instead. An error without a PublishFailure
 	// means no message of the request was written, except for the answers
 	// above whose outcome is unknown, where nothing is known.
+	//
+	// Over HTTP (--http-listen), besides Connect and gRPC-Web, Publish is
+	// POST /v1/topics/{topic}/messages with a JSON body
+	// {"messages":[{"key":"<base64>","value":"<base64>"}]} (bytes are base64
+	// in JSON, as everywhere in proto3 JSON); the answer is the
+	// PublishResponse as JSON, or an error with the status code's HTTP
+	// equivalent and a JSON body {"code","message","details"}.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	// PublishStream is Publish for high-throughput producers: the client
 	// streams messages, each with its own correlation id, and the gateway

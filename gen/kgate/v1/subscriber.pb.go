@@ -7,6 +7,7 @@
 package kgatev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1148,11 +1149,350 @@ func (x *TopicPartition) GetPartition() int32 {
 	return 0
 }
 
+// TailRequest opens a Tail.
+type TailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription, as for Subscribe: topics, group, window, ack
+	// deadline, dead-letter topic, auto_ack, ... Required.
+	Open          *SubscribeOpen `protobuf:"bytes,1,opt,name=open,proto3" json:"open,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailRequest) Reset() {
+	*x = TailRequest{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailRequest) ProtoMessage() {}
+
+func (x *TailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailRequest.ProtoReflect.Descriptor instead.
+func (*TailRequest) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TailRequest) GetOpen() *SubscribeOpen {
+	if x != nil {
+		return x.Open
+	}
+	return nil
+}
+
+// TailResponse is a message from the gateway on a Tail stream.
+type TailResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the gateway sends.
+	//
+	// Types that are valid to be assigned to Response:
+	//
+	//	*TailResponse_Opened
+	//	*TailResponse_Message
+	//	*TailResponse_Messages
+	//	*TailResponse_Assignment
+	Response      isTailResponse_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailResponse) Reset() {
+	*x = TailResponse{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailResponse) ProtoMessage() {}
+
+func (x *TailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailResponse.ProtoReflect.Descriptor instead.
+func (*TailResponse) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TailResponse) GetResponse() isTailResponse_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *TailResponse) GetOpened() *TailOpened {
+	if x != nil {
+		if x, ok := x.Response.(*TailResponse_Opened); ok {
+			return x.Opened
+		}
+	}
+	return nil
+}
+
+func (x *TailResponse) GetMessage() *ReceivedMessage {
+	if x != nil {
+		if x, ok := x.Response.(*TailResponse_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *TailResponse) GetMessages() *ReceivedMessages {
+	if x != nil {
+		if x, ok := x.Response.(*TailResponse_Messages); ok {
+			return x.Messages
+		}
+	}
+	return nil
+}
+
+func (x *TailResponse) GetAssignment() *Assignment {
+	if x != nil {
+		if x, ok := x.Response.(*TailResponse_Assignment); ok {
+			return x.Assignment
+		}
+	}
+	return nil
+}
+
+type isTailResponse_Response interface {
+	isTailResponse_Response()
+}
+
+type TailResponse_Opened struct {
+	// The first response: the tail is open.
+	Opened *TailOpened `protobuf:"bytes,1,opt,name=opened,proto3,oneof"`
+}
+
+type TailResponse_Message struct {
+	// A Kafka record to process.
+	Message *ReceivedMessage `protobuf:"bytes,2,opt,name=message,proto3,oneof"`
+}
+
+type TailResponse_Messages struct {
+	// Records to process, with open.max_messages_per_response above 1.
+	Messages *ReceivedMessages `protobuf:"bytes,3,opt,name=messages,proto3,oneof"`
+}
+
+type TailResponse_Assignment struct {
+	// The tail's partitions changed.
+	Assignment *Assignment `protobuf:"bytes,4,opt,name=assignment,proto3,oneof"`
+}
+
+func (*TailResponse_Opened) isTailResponse_Response() {}
+
+func (*TailResponse_Message) isTailResponse_Response() {}
+
+func (*TailResponse_Messages) isTailResponse_Response() {}
+
+func (*TailResponse_Assignment) isTailResponse_Response() {}
+
+// TailOpened says that a Tail is open, and how to ack its records.
+type TailOpened struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tail's id: pass it to Ack. An opaque string of at most 64 ASCII
+	// characters, valid while the tail is open, on this gateway instance
+	// only; only the tail's principal may use it.
+	Tail string `protobuf:"bytes,1,opt,name=tail,proto3" json:"tail,omitempty"`
+	// The ack deadline in force: ack each record within it.
+	AckDeadline   *durationpb.Duration `protobuf:"bytes,2,opt,name=ack_deadline,json=ackDeadline,proto3" json:"ack_deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailOpened) Reset() {
+	*x = TailOpened{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailOpened) ProtoMessage() {}
+
+func (x *TailOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailOpened.ProtoReflect.Descriptor instead.
+func (*TailOpened) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TailOpened) GetTail() string {
+	if x != nil {
+		return x.Tail
+	}
+	return ""
+}
+
+func (x *TailOpened) GetAckDeadline() *durationpb.Duration {
+	if x != nil {
+		return x.AckDeadline
+	}
+	return nil
+}
+
+// AckRequest acknowledges records of a Tail.
+type AckRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tail's id, from TailOpened.tail. Required.
+	Tail string `protobuf:"bytes,1,opt,name=tail,proto3" json:"tail,omitempty"`
+	// Ack ids (ReceivedMessage.ack_id) of records processed: they are not
+	// delivered again.
+	AckIds []string `protobuf:"bytes,2,rep,name=ack_ids,json=ackIds,proto3" json:"ack_ids,omitempty"`
+	// Ack ids of records to deliver again after nack_delay (as a Subscribe
+	// nack). ack_ids and nack_ids together hold at most 10000 ids.
+	NackIds []string `protobuf:"bytes,3,rep,name=nack_ids,json=nackIds,proto3" json:"nack_ids,omitempty"`
+	// Delay before the nacked records come again: 0 to 10 min; unset means
+	// the subscription's backoff (open.min_backoff doubling up to
+	// open.max_backoff).
+	NackDelay     *durationpb.Duration `protobuf:"bytes,4,opt,name=nack_delay,json=nackDelay,proto3" json:"nack_delay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckRequest) Reset() {
+	*x = AckRequest{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckRequest) ProtoMessage() {}
+
+func (x *AckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
+func (*AckRequest) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AckRequest) GetTail() string {
+	if x != nil {
+		return x.Tail
+	}
+	return ""
+}
+
+func (x *AckRequest) GetAckIds() []string {
+	if x != nil {
+		return x.AckIds
+	}
+	return nil
+}
+
+func (x *AckRequest) GetNackIds() []string {
+	if x != nil {
+		return x.NackIds
+	}
+	return nil
+}
+
+func (x *AckRequest) GetNackDelay() *durationpb.Duration {
+	if x != nil {
+		return x.NackDelay
+	}
+	return nil
+}
+
+// AckResponse is the answer to Ack.
+type AckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckResponse) Reset() {
+	*x = AckResponse{}
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckResponse) ProtoMessage() {}
+
+func (x *AckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_subscriber_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
+func (*AckResponse) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_subscriber_proto_rawDescGZIP(), []int{16}
+}
+
 var File_kgate_v1_subscriber_proto protoreflect.FileDescriptor
 
 const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\n" +
-	"\x19kgate/v1/subscriber.proto\x12\bkgate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\"\x8e\x02\n" +
+	"\x19kgate/v1/subscriber.proto\x12\bkgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\"\x8e\x02\n" +
 	"\x10SubscribeRequest\x12-\n" +
 	"\x04open\x18\x01 \x01(\v2\x17.kgate.v1.SubscribeOpenH\x00R\x04open\x12*\n" +
 	"\x03ack\x18\x02 \x01(\v2\x16.kgate.v1.SubscribeAckH\x00R\x03ack\x12-\n" +
@@ -1214,7 +1554,30 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\arevoked\x18\x02 \x03(\v2\x18.kgate.v1.TopicPartitionR\arevoked\"D\n" +
 	"\x0eTopicPartition\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition*a\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\":\n" +
+	"\vTailRequest\x12+\n" +
+	"\x04open\x18\x01 \x01(\v2\x17.kgate.v1.SubscribeOpenR\x04open\"\xf3\x01\n" +
+	"\fTailResponse\x12.\n" +
+	"\x06opened\x18\x01 \x01(\v2\x14.kgate.v1.TailOpenedH\x00R\x06opened\x125\n" +
+	"\amessage\x18\x02 \x01(\v2\x19.kgate.v1.ReceivedMessageH\x00R\amessage\x128\n" +
+	"\bmessages\x18\x03 \x01(\v2\x1a.kgate.v1.ReceivedMessagesH\x00R\bmessages\x126\n" +
+	"\n" +
+	"assignment\x18\x04 \x01(\v2\x14.kgate.v1.AssignmentH\x00R\n" +
+	"assignmentB\n" +
+	"\n" +
+	"\bresponse\"^\n" +
+	"\n" +
+	"TailOpened\x12\x12\n" +
+	"\x04tail\x18\x01 \x01(\tR\x04tail\x12<\n" +
+	"\fack_deadline\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vackDeadline\"\x8e\x01\n" +
+	"\n" +
+	"AckRequest\x12\x12\n" +
+	"\x04tail\x18\x01 \x01(\tR\x04tail\x12\x17\n" +
+	"\aack_ids\x18\x02 \x03(\tR\x06ackIds\x12\x19\n" +
+	"\bnack_ids\x18\x03 \x03(\tR\anackIds\x128\n" +
+	"\n" +
+	"nack_delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tnackDelay\"\r\n" +
+	"\vAckResponse*a\n" +
 	"\bOrdering\x12\x18\n" +
 	"\x14ORDERING_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ORDERING_PARTITION\x10\x01\x12\x10\n" +
@@ -1223,10 +1586,12 @@ const file_kgate_v1_subscriber_proto_rawDesc = "" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17START_POSITION_EARLIEST\x10\x01\x12\x19\n" +
-	"\x15START_POSITION_LATEST\x10\x022V\n" +
+	"\x15START_POSITION_LATEST\x10\x022\xe4\x01\n" +
 	"\n" +
 	"Subscriber\x12H\n" +
-	"\tSubscribe\x12\x1a.kgate.v1.SubscribeRequest\x1a\x1b.kgate.v1.SubscribeResponse(\x010\x01B\x8d\x01\n" +
+	"\tSubscribe\x12\x1a.kgate.v1.SubscribeRequest\x1a\x1b.kgate.v1.SubscribeResponse(\x010\x01\x127\n" +
+	"\x04Tail\x12\x15.kgate.v1.TailRequest\x1a\x16.kgate.v1.TailResponse0\x01\x12S\n" +
+	"\x03Ack\x12\x14.kgate.v1.AckRequest\x1a\x15.kgate.v1.AckResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/tails/{tail}:ackB\x8d\x01\n" +
 	"\fcom.kgate.v1B\x0fSubscriberProtoP\x01Z+github.com/kgate/kgate/gen/kgate/v1;kgatev1\xa2\x02\x03KXX\xaa\x02\bKgate.V1\xca\x02\bKgate\\V1\xe2\x02\x14Kgate\\V1\\GPBMetadata\xea\x02\tKgate::V1b\x06proto3"
 
 var (
@@ -1242,7 +1607,7 @@ func file_kgate_v1_subscriber_proto_rawDescGZIP() []byte {
 }
 
 var file_kgate_v1_subscriber_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kgate_v1_subscriber_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_kgate_v1_subscriber_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_kgate_v1_subscriber_proto_goTypes = []any{
 	(Ordering)(0),                 // 0: kgate.v1.Ordering
 	(StartPosition)(0),            // 1: kgate.v1.StartPosition
@@ -1258,9 +1623,14 @@ var file_kgate_v1_subscriber_proto_goTypes = []any{
 	(*ReceivedMessage)(nil),       // 11: kgate.v1.ReceivedMessage
 	(*Assignment)(nil),            // 12: kgate.v1.Assignment
 	(*TopicPartition)(nil),        // 13: kgate.v1.TopicPartition
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*Header)(nil),                // 15: kgate.v1.Header
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*TailRequest)(nil),           // 14: kgate.v1.TailRequest
+	(*TailResponse)(nil),          // 15: kgate.v1.TailResponse
+	(*TailOpened)(nil),            // 16: kgate.v1.TailOpened
+	(*AckRequest)(nil),            // 17: kgate.v1.AckRequest
+	(*AckResponse)(nil),           // 18: kgate.v1.AckResponse
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Header)(nil),                // 20: kgate.v1.Header
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_kgate_v1_subscriber_proto_depIdxs = []int32{
 	3,  // 0: kgate.v1.SubscribeRequest.open:type_name -> kgate.v1.SubscribeOpen
@@ -1269,28 +1639,39 @@ var file_kgate_v1_subscriber_proto_depIdxs = []int32{
 	6,  // 3: kgate.v1.SubscribeRequest.extend:type_name -> kgate.v1.SubscribeExtend
 	7,  // 4: kgate.v1.SubscribeRequest.drain:type_name -> kgate.v1.SubscribeDrain
 	1,  // 5: kgate.v1.SubscribeOpen.start_position:type_name -> kgate.v1.StartPosition
-	14, // 6: kgate.v1.SubscribeOpen.ack_deadline:type_name -> google.protobuf.Duration
-	14, // 7: kgate.v1.SubscribeOpen.min_backoff:type_name -> google.protobuf.Duration
-	14, // 8: kgate.v1.SubscribeOpen.max_backoff:type_name -> google.protobuf.Duration
+	19, // 6: kgate.v1.SubscribeOpen.ack_deadline:type_name -> google.protobuf.Duration
+	19, // 7: kgate.v1.SubscribeOpen.min_backoff:type_name -> google.protobuf.Duration
+	19, // 8: kgate.v1.SubscribeOpen.max_backoff:type_name -> google.protobuf.Duration
 	0,  // 9: kgate.v1.SubscribeOpen.ordering:type_name -> kgate.v1.Ordering
-	14, // 10: kgate.v1.SubscribeNack.delay:type_name -> google.protobuf.Duration
-	14, // 11: kgate.v1.SubscribeExtend.deadline:type_name -> google.protobuf.Duration
+	19, // 10: kgate.v1.SubscribeNack.delay:type_name -> google.protobuf.Duration
+	19, // 11: kgate.v1.SubscribeExtend.deadline:type_name -> google.protobuf.Duration
 	11, // 12: kgate.v1.SubscribeResponse.message:type_name -> kgate.v1.ReceivedMessage
 	12, // 13: kgate.v1.SubscribeResponse.assignment:type_name -> kgate.v1.Assignment
 	10, // 14: kgate.v1.SubscribeResponse.messages:type_name -> kgate.v1.ReceivedMessages
 	9,  // 15: kgate.v1.SubscribeResponse.drained:type_name -> kgate.v1.Drained
 	11, // 16: kgate.v1.ReceivedMessages.messages:type_name -> kgate.v1.ReceivedMessage
-	15, // 17: kgate.v1.ReceivedMessage.headers:type_name -> kgate.v1.Header
-	16, // 18: kgate.v1.ReceivedMessage.timestamp:type_name -> google.protobuf.Timestamp
+	20, // 17: kgate.v1.ReceivedMessage.headers:type_name -> kgate.v1.Header
+	21, // 18: kgate.v1.ReceivedMessage.timestamp:type_name -> google.protobuf.Timestamp
 	13, // 19: kgate.v1.Assignment.assigned:type_name -> kgate.v1.TopicPartition
 	13, // 20: kgate.v1.Assignment.revoked:type_name -> kgate.v1.TopicPartition
-	2,  // 21: kgate.v1.Subscriber.Subscribe:input_type -> kgate.v1.SubscribeRequest
-	8,  // 22: kgate.v1.Subscriber.Subscribe:output_type -> kgate.v1.SubscribeResponse
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	3,  // 21: kgate.v1.TailRequest.open:type_name -> kgate.v1.SubscribeOpen
+	16, // 22: kgate.v1.TailResponse.opened:type_name -> kgate.v1.TailOpened
+	11, // 23: kgate.v1.TailResponse.message:type_name -> kgate.v1.ReceivedMessage
+	10, // 24: kgate.v1.TailResponse.messages:type_name -> kgate.v1.ReceivedMessages
+	12, // 25: kgate.v1.TailResponse.assignment:type_name -> kgate.v1.Assignment
+	19, // 26: kgate.v1.TailOpened.ack_deadline:type_name -> google.protobuf.Duration
+	19, // 27: kgate.v1.AckRequest.nack_delay:type_name -> google.protobuf.Duration
+	2,  // 28: kgate.v1.Subscriber.Subscribe:input_type -> kgate.v1.SubscribeRequest
+	14, // 29: kgate.v1.Subscriber.Tail:input_type -> kgate.v1.TailRequest
+	17, // 30: kgate.v1.Subscriber.Ack:input_type -> kgate.v1.AckRequest
+	8,  // 31: kgate.v1.Subscriber.Subscribe:output_type -> kgate.v1.SubscribeResponse
+	15, // 32: kgate.v1.Subscriber.Tail:output_type -> kgate.v1.TailResponse
+	18, // 33: kgate.v1.Subscriber.Ack:output_type -> kgate.v1.AckResponse
+	31, // [31:34] is the sub-list for method output_type
+	28, // [28:31] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_kgate_v1_subscriber_proto_init() }
@@ -1312,13 +1693,19 @@ func file_kgate_v1_subscriber_proto_init() {
 		(*SubscribeResponse_Messages)(nil),
 		(*SubscribeResponse_Drained)(nil),
 	}
+	file_kgate_v1_subscriber_proto_msgTypes[13].OneofWrappers = []any{
+		(*TailResponse_Opened)(nil),
+		(*TailResponse_Message)(nil),
+		(*TailResponse_Messages)(nil),
+		(*TailResponse_Assignment)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgate_v1_subscriber_proto_rawDesc), len(file_kgate_v1_subscriber_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Subscriber_Subscribe_FullMethodName = "/kgate.v1.Subscriber/Subscribe"
+	Subscriber_Tail_FullMethodName      = "/kgate.v1.Subscriber/Tail"
+	Subscriber_Ack_FullMethodName       = "/kgate.v1.Subscriber/Ack"
 )
 
 // SubscriberClient is the client API for Subscriber service.
@@ -141,6 +143,71 @@ type SubscriberClient interface {
 	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
 	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse], error)
+	// Tail is Subscribe for clients that cannot stream both ways (browsers,
+	// fetch-based and HTTP/1.1 clients): a server stream that takes the same
+	// `open`, delivers the same records, and takes acks through the unary
+	// Ack call instead of the stream.
+	//
+	// The first response is `opened`, with the tail's id: pass it to Ack
+	// with the ack ids of the records processed. Then come `assignment`
+	// notices and the records, as on Subscribe (`message`, or `messages`
+	// with open.max_messages_per_response above 1).
+	//
+	// Delivery is Subscribe's: at least once. The tail is one stream of its
+	// consumer group on this gateway, with its window
+	// (open.max_outstanding_messages and bytes) and its ack deadline
+	// (open.ack_deadline, 30 s by default): a record not acked through Ack
+	// within its deadline is delivered again (delivery_attempt + 1), to this
+	// tail or another stream of the group; records it held unacked when it
+	// ended go to the group's other streams. With open.auto_ack, the
+	// gateway acks each record once it has sent it: at most once, and no Ack
+	// calls are needed (those made are ignored). Dead letters and nacks
+	// (Ack's nack_ids) work as on Subscribe.
+	//
+	// A tail ends when the client closes it (or its deadline passes), or at
+	// gateway shutdown (UNAVAILABLE, reason GATEWAY_SHUTTING_DOWN); its id
+	// is then forgotten. It counts as a Subscribe stream for
+	// --max-subscribe-streams-per-principal.
+	//
+	// Over HTTP (--http-listen) Tail is served by the Connect protocol (also
+	// over HTTP/1.1) and gRPC-Web, for example POST /kgate.v1.Subscriber/Tail
+	// with Content-Type application/connect+json; it has no REST route.
+	//
+	// Status codes: those of Subscribe that end a stream (INVALID_ARGUMENT
+	// for `open`, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND,
+	// FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, CANCELED,
+	// DEADLINE_EXCEEDED, INTERNAL), with the same reasons and meaning, except
+	// that a missing `open` is INVALID_ARGUMENT reason INVALID_SUBSCRIPTION.
+	// Also RESOURCE_EXHAUSTED reason TOO_MANY_TAILS with RetryInfo: the
+	// gateway holds as many tails as it allows at once (10000).
+	Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error)
+	// Ack acknowledges (or nacks) records a Tail delivered, by the tail's id
+	// (TailOpened.tail) and the records' ack ids. It must reach the gateway
+	// instance that serves the tail (behind a load balancer: the same
+	// connection, or sticky routing); ack ids are ignored, as on Subscribe,
+	// when they are malformed, unknown, already acked or of a partition the
+	// tail no longer serves. It returns once the gateway queued the acks for
+	// the group's consumer, which commits them within a second.
+	//
+	// Over HTTP it is also POST /v1/tails/{tail}:ack with a JSON body
+	// {"ackIds":["..."]}.
+	//
+	// Status codes and what the client should do:
+	//
+	//   - OK: the acks (and nacks) are applied to the tail.
+	//   - NOT_FOUND, reason UNKNOWN_TAIL: no open tail of this gateway has
+	//     this id: it ended (its unacked records are delivered again), or it
+	//     is served by another gateway instance, or by this one before it
+	//     restarted. Reopen the tail.
+	//   - PERMISSION_DENIED, reason NOT_ALLOWED: the tail belongs to another
+	//     principal. Ack with the principal that opened it.
+	//   - INVALID_ARGUMENT: no tail id, more than 10000 ack and nack ids in
+	//     one call (reason TOO_MANY_ACK_IDS), or a nack_delay out of 0 to
+	//     10 min (reason INVALID_NACK). Nothing of the call was applied.
+	//   - UNAUTHENTICATED: as for Publish.
+	//   - CANCELED / DEADLINE_EXCEEDED: the acks may or may not be applied;
+	//     acking again is harmless.
+	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 }
 
 type subscriberClient struct {
@@ -163,6 +230,35 @@ func (c *subscriberClient) Subscribe(ctx context.Context, opts ...grpc.CallOptio
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Subscriber_SubscribeClient = grpc.BidiStreamingClient[SubscribeRequest, SubscribeResponse]
+
+func (c *subscriberClient) Tail(ctx context.Context, in *TailRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Subscriber_ServiceDesc.Streams[1], Subscriber_Tail_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailRequest, TailResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Subscriber_TailClient = grpc.ServerStreamingClient[TailResponse]
+
+func (c *subscriberClient) Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AckResponse)
+	err := c.cc.Invoke(ctx, Subscriber_Ack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // SubscriberServer is the server API for Subscriber service.
 // All implementations must embed UnimplementedSubscriberServer
@@ -283,6 +379,71 @@ type SubscriberServer interface {
 	// (domain "kgate.v1") with one of the reasons above or Kafka's name for
 	// its error; see kgate.v1.Publisher for how to decode it.
 	Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error
+	// Tail is Subscribe for clients that cannot stream both ways (browsers,
+	// fetch-based and HTTP/1.1 clients): a server stream that takes the same
+	// `open`, delivers the same records, and takes acks through the unary
+	// Ack call instead of the stream.
+	//
+	// The first response is `opened`, with the tail's id: pass it to Ack
+	// with the ack ids of the records processed. Then come `assignment`
+	// notices and the records, as on Subscribe (`message`, or `messages`
+	// with open.max_messages_per_response above 1).
+	//
+	// Delivery is Subscribe's: at least once. The tail is one stream of its
+	// consumer group on this gateway, with its window
+	// (open.max_outstanding_messages and bytes) and its ack deadline
+	// (open.ack_deadline, 30 s by default): a record not acked through Ack
+	// within its deadline is delivered again (delivery_attempt + 1), to this
+	// tail or another stream of the group; records it held unacked when it
+	// ended go to the group's other streams. With open.auto_ack, the
+	// gateway acks each record once it has sent it: at most once, and no Ack
+	// calls are needed (those made are ignored). Dead letters and nacks
+	// (Ack's nack_ids) work as on Subscribe.
+	//
+	// A tail ends when the client closes it (or its deadline passes), or at
+	// gateway shutdown (UNAVAILABLE, reason GATEWAY_SHUTTING_DOWN); its id
+	// is then forgotten. It counts as a Subscribe stream for
+	// --max-subscribe-streams-per-principal.
+	//
+	// Over HTTP (--http-listen) Tail is served by the Connect protocol (also
+	// over HTTP/1.1) and gRPC-Web, for example POST /kgate.v1.Subscriber/Tail
+	// with Content-Type application/connect+json; it has no REST route.
+	//
+	// Status codes: those of Subscribe that end a stream (INVALID_ARGUMENT
+	// for `open`, UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND,
+	// FAILED_PRECONDITION, RESOURCE_EXHAUSTED, UNAVAILABLE, CANCELED,
+	// DEADLINE_EXCEEDED, INTERNAL), with the same reasons and meaning, except
+	// that a missing `open` is INVALID_ARGUMENT reason INVALID_SUBSCRIPTION.
+	// Also RESOURCE_EXHAUSTED reason TOO_MANY_TAILS with RetryInfo: the
+	// gateway holds as many tails as it allows at once (10000).
+	Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error
+	// Ack acknowledges (or nacks) records a Tail delivered, by the tail's id
+	// (TailOpened.tail) and the records' ack ids. It must reach the gateway
+	// instance that serves the tail (behind a load balancer: the same
+	// connection, or sticky routing); ack ids are ignored, as on Subscribe,
+	// when they are malformed, unknown, already acked or of a partition the
+	// tail no longer serves. It returns once the gateway queued the acks for
+	// the group's consumer, which commits them within a second.
+	//
+	// Over HTTP it is also POST /v1/tails/{tail}:ack with a JSON body
+	// {"ackIds":["..."]}.
+	//
+	// Status codes and what the client should do:
+	//
+	//   - OK: the acks (and nacks) are applied to the tail.
+	//   - NOT_FOUND, reason UNKNOWN_TAIL: no open tail of this gateway has
+	//     this id: it ended (its unacked records are delivered again), or it
+	//     is served by another gateway instance, or by this one before it
+	//     restarted. Reopen the tail.
+	//   - PERMISSION_DENIED, reason NOT_ALLOWED: the tail belongs to another
+	//     principal. Ack with the principal that opened it.
+	//   - INVALID_ARGUMENT: no tail id, more than 10000 ack and nack ids in
+	//     one call (reason TOO_MANY_ACK_IDS), or a nack_delay out of 0 to
+	//     10 min (reason INVALID_NACK). Nothing of the call was applied.
+	//   - UNAUTHENTICATED: as for Publish.
+	//   - CANCELED / DEADLINE_EXCEEDED: the acks may or may not be applied;
+	//     acking again is harmless.
+	Ack(context.Context, *AckRequest) (*AckResponse, error)
 	mustEmbedUnimplementedSubscriberServer()
 }
 
@@ -295,6 +456,12 @@ type UnimplementedSubscriberServer struct{}
 
 func (UnimplementedSubscriberServer) Subscribe(grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedSubscriberServer) Tail(*TailRequest, grpc.ServerStreamingServer[TailResponse]) error {
+	return status.Error(codes.Unimplemented, "method Tail not implemented")
+}
+func (UnimplementedSubscriberServer) Ack(context.Context, *AckRequest) (*AckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Ack not implemented")
 }
 func (UnimplementedSubscriberServer) mustEmbedUnimplementedSubscriberServer() {}
 func (UnimplementedSubscriberServer) testEmbeddedByValue()                    {}
@@ -324,19 +491,58 @@ func _Subscriber_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Subscriber_SubscribeServer = grpc.BidiStreamingServer[SubscribeRequest, SubscribeResponse]
 
+func _Subscriber_Tail_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SubscriberServer).Tail(m, &grpc.GenericServerStream[TailRequest, TailResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Subscriber_TailServer = grpc.ServerStreamingServer[TailResponse]
+
+func _Subscriber_Ack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SubscriberServer).Ack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Subscriber_Ack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SubscriberServer).Ack(ctx, req.(*AckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Subscriber_ServiceDesc is the grpc.ServiceDesc for Subscriber service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Subscriber_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "kgate.v1.Subscriber",
 	HandlerType: (*SubscriberServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Ack",
+			Handler:    _Subscriber_Ack_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Subscribe",
 			Handler:       _Subscriber_Subscribe_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Tail",
+			Handler:       _Subscriber_Tail_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "kgate/v1/subscriber.proto",
