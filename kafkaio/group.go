@@ -116,17 +116,20 @@ const recordOverhead = 640
 // choresEvery bounds how often chores run while records stream in.
 const choresEvery = 5 * time.Millisecond
 
-// send hands cmd to the owner. It blocks while the owner is busy, and
-// returns early when ctx is done or the owner has stopped.
-func (g *groupConsumer) send(ctx context.Context, cmd command) {
+// send hands cmd to the owner and reports whether the owner got it. It
+// blocks while the owner is busy, and returns false when ctx is done or
+// the owner has stopped first (or an ack, nack or extend has no ids).
+func (g *groupConsumer) send(ctx context.Context, cmd command) (queued bool) {
 	if len(cmd.ids) == 0 && cmd.kind >= cmdAck && cmd.kind <= cmdExtend {
-		return
+		return false
 	}
 	select {
 	case g.cmds <- cmd:
+		return true
 	case <-ctx.Done():
 	case <-g.done:
 	}
+	return false
 }
 
 // parse parses ack ids, counting and skipping malformed ones.
@@ -154,6 +157,9 @@ func (g *groupConsumer) noteSent(s *Session) {
 // run is the owner goroutine's loop.
 func (g *groupConsumer) run() {
 	defer close(g.done)
+	// Idle until a session attaches: a consumer whose first stream ended
+	// before it attached lingers and leaves like any other.
+	g.idleSince = time.Now()
 	var lastChores time.Time
 	timeout := time.Duration(0)
 	for {

@@ -297,7 +297,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, cfg SubscriptionConfig) (*Se
 	sess := &Session{g: g, id: id, cfg: cfg.Window, client: cfg.Client, sig: make(chan struct{}, 1)}
 	var refused error
 	done := make(chan struct{})
-	g.send(ctx, command{kind: cmdAttach, sess: sess, ordering: cfg.Ordering, done: done, err: &refused})
+	if !g.send(ctx, command{kind: cmdAttach, sess: sess, ordering: cfg.Ordering, done: done, err: &refused}) {
+		// Never queued: nothing will answer done.
+		s.detached(g)
+		if err := ctx.Err(); err != nil {
+			return nil, errorf(KindUnavailable, "UNAVAILABLE", "attaching to the group's consumer: %v", err)
+		}
+		return nil, errorf(KindUnavailable, ReasonClosed, "the group's consumer stopped: reconnect")
+	}
 	select {
 	case <-done:
 	case <-g.done:
