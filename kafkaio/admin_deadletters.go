@@ -296,9 +296,17 @@ func (a *Admin) Redrive(ctx context.Context, topic string, f RedriveFilter, limi
 		}
 	}
 	group := RedriveGroup(topic)
-	kg, err := a.kafkaGroup(ctx, group)
-	if err != nil {
-		return res, err
+	// A redrive that just ended may still be leaving the group: give it a
+	// moment before calling the group busy.
+	var kg kafkaGroup
+	for wait := time.Now().Add(2 * time.Second); ; {
+		if kg, err = a.kafkaGroup(ctx, group); err != nil {
+			return res, err
+		}
+		if len(kg.members) == 0 || time.Now().After(wait) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if len(kg.members) > 0 {
 		m := kg.members[0]
@@ -310,10 +318,18 @@ func (a *Admin) Redrive(ctx context.Context, topic string, f RedriveFilter, limi
 		return res, err
 	}
 	defer rd.leave()
+	// Only the partitions Kafka assigned to this member: two redrives that
+	// joined at once split them, and neither touches the other's.
+	mine := rd.assignedSet()
 	tps := make([]TopicPartition, 0, len(parts))
 	for _, p := range parts {
 		if f.Partition == nil || *f.Partition == p {
-			tps = append(tps, TopicPartition{Topic: topic, Partition: p})
+			tp := TopicPartition{Topic: topic, Partition: p}
+			if !mine[tp] {
+				res.More = true // another redrive holds it
+				continue
+			}
+			tps = append(tps, tp)
 		}
 	}
 	marks, err := a.watermarks(ctx, tps)
@@ -394,6 +410,9 @@ func (a *Admin) Redrive(ctx context.Context, topic string, f RedriveFilter, limi
 	}
 	if read > 0 && !dead {
 		return res, notDeadLetterTopic(topic)
+	}
+	if rd.revoked() {
+		return RedriveResult{}, errorf(KindAborted, ReasonRedriveInterrupt, "another redrive of topic %s started while this one read; nothing was written: retry", QuoteName(topic))
 	}
 	// Permissions for every origin topic, before anything is written.
 	checked := map[string]bool{}
@@ -513,11 +532,13 @@ type redriver struct {
 	a        *Admin
 	mu       sync.Mutex
 	assigned []kafka.TopicPartition
+	got      bool // an assignment arrived (maybe empty)
 	lost     bool
 }
 
 // joinRedrive joins group, subscribing to topic, and waits for the
-// assignment (every partition, as the only member).
+// assignment (every partition when it is the only member; a share of
+// them, maybe none, when another redrive joined at the same time).
 func (a *Admin) joinRedrive(ctx context.Context, topic, group string) (*redriver, error) {
 	r, err := a.newReader(group, map[string]string{
 		"partition.assignment.strategy":   "range",
@@ -537,9 +558,9 @@ func (a *Admin) joinRedrive(ctx context.Context, topic, group string) (*redriver
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		rd.mu.Lock()
-		n := len(rd.assigned)
+		got := rd.got
 		rd.mu.Unlock()
-		if n > 0 {
+		if got {
 			return rd, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
@@ -559,20 +580,31 @@ func (rd *redriver) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	defer rd.mu.Unlock()
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
-		if rd.assigned != nil {
+		if rd.got {
 			rd.lost = true // assigned again: another member came
 		}
-		rd.assigned = e.Partitions
+		rd.got, rd.assigned = true, e.Partitions
 		// Reads assign partitions themselves (readPartition); nothing is
 		// fetched until then.
 		return c.Assign(nil)
 	case kafka.RevokedPartitions:
-		if rd.assigned != nil {
+		if rd.got {
 			rd.lost = true
 		}
 		return c.Unassign()
 	}
 	return nil
+}
+
+// assignedSet is the partitions Kafka assigned to this member.
+func (rd *redriver) assignedSet() map[TopicPartition]bool {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	out := make(map[TopicPartition]bool, len(rd.assigned))
+	for _, p := range rd.assigned {
+		out[TopicPartition{Topic: *p.Topic, Partition: p.Partition}] = true
+	}
+	return out
 }
 
 func (rd *redriver) revoked() bool {

@@ -431,3 +431,77 @@ type tokenCtx struct {
 func (c *tokenCtx) ctx(d time.Duration) context.Context {
 	return metadata.AppendToOutgoingContext(testContext(c.t, d), "authorization", "Bearer "+c.tok)
 }
+
+// TestConcurrentRedrivesWriteEachDeadLetterOnce: two gateways redrive the
+// same dead-letter topic at the same time, again and again: each dead
+// letter is copied exactly once; a redrive that meets the other is refused
+// (REDRIVE_RUNNING) or abandoned before writing (REDRIVE_INTERRUPTED).
+func TestConcurrentRedrivesWriteEachDeadLetterOnce(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	orders := kafkatest.CreateTopic(t, brokers, "conc-orders", 2)
+	dlq := kafkatest.CreateTopic(t, brokers, "conc-dlq", 2)
+	a, b := adminGatewayOn(t, brokers, nil), adminGatewayOn(t, brokers, nil)
+	ctx := testContext(t, 120*time.Second)
+	const n = 30
+	req := &kgatev1.PublishRequest{Topic: orders}
+	for i := 0; i < n; i++ {
+		req.Messages = append(req.Messages, &kgatev1.Message{Key: []byte{byte(i)}, Value: []byte{'v', byte('A' + i)}})
+	}
+	if _, err := a.Pub.Publish(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	s := gatewaytest.OpenStream(t, a.Sub, &kgatev1.SubscribeOpen{Topics: []string{orders}, Group: kafkatest.Name("conc"), StartPosition: kgatev1.StartPosition_START_POSITION_EARLIEST,
+		MaxDeliveryAttempts: 1, DeadLetterTopic: dlq})
+	for _, m := range s.NextN(n, 20*time.Second*timeoutScale) {
+		s.Nack(durationpb.New(0), m.AckId)
+	}
+	kafkatest.Eventually(t, 20*time.Second*timeoutScale, "all dead-lettered", func() bool { return len(kafkatest.ReadAll(t, brokers, dlq)) == n })
+
+	results := make(chan error, 64)
+	redrive := func(gw *gatewaytest.Gateway) {
+		for i := 0; i < 8; i++ {
+			_, err := gw.Admin.RedriveDeadLetters(ctx, &kgatev1.RedriveDeadLettersRequest{Topic: dlq, Limit: 7})
+			results <- err
+		}
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); redrive(b) }()
+	redrive(a)
+	<-done
+	close(results)
+	outcomes := map[string]int{}
+	for err := range results {
+		r := reasonOf(err)
+		outcomes[r]++
+		if err != nil && r != kafkaio.ReasonRedriveRunning && r != kafkaio.ReasonRedriveInterrupt {
+			t.Errorf("a concurrent redrive failed otherwise: %v", err)
+		}
+	}
+	t.Logf("16 concurrent redrives: %v (\"\": OK)", outcomes)
+	// Whatever is left, redriven now (once the other gateway's last member
+	// has left the redrive group).
+	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "nothing left to redrive", func() bool {
+		r, err := a.Admin.RedriveDeadLetters(ctx, &kgatev1.RedriveDeadLettersRequest{Topic: dlq})
+		if err != nil && reasonOf(err) != kafkaio.ReasonRedriveRunning && reasonOf(err) != kafkaio.ReasonRedriveInterrupt {
+			t.Fatal(err)
+		}
+		return err == nil && len(r.Redriven) == 0 && !r.More
+	})
+	copies := map[string]int{}
+	for _, rec := range kafkatest.ReadAll(t, brokers, orders) {
+		for _, h := range rec.Headers {
+			if h.Key == kafkaio.HeaderRedrivenFrom {
+				copies[string(rec.Value)]++
+			}
+		}
+	}
+	if len(copies) != n {
+		t.Errorf("%d distinct dead letters redriven, want %d", len(copies), n)
+	}
+	for v, c := range copies {
+		if c != 1 {
+			t.Errorf("%q was copied %d times, want once", v, c)
+		}
+	}
+}
