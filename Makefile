@@ -174,3 +174,8 @@ console/e2e/node_modules/.package-lock.json: console/e2e/package.json console/e2
 .PHONY: $(BIN)/brokerd
 $(BIN)/brokerd:
 	go build -o $@ ./internal/kafkatest/brokerd
+
+.PHONY: bench-console
+bench-console: build $(BIN)/brokerd ## Measure what 20 open console pages cost the gateway (CPU, requests/s, bytes/s) under a light load (BENCHFLAGS=--console-pages=N ...)
+	go build -o $(BIN)/bench ./cmd/bench
+	$(BIN)/bench --only console $(BENCHFLAGS)

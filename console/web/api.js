@@ -80,5 +80,6 @@ export function explain(e) {
   const code = e?.code || "";
   if (code === "unauthenticated") return "This gateway requires an identity: sign in with a bearer token. (" + e.message + ")";
   if (code === "permission_denied") return "Not allowed for you: " + e.message;
+  if (e?.reason === "ADMIN_BUSY") return "The gateway is reading records for other callers (at most 4 at once): this page tries again at its next refresh.";
   return e?.message || String(e);
 }
