@@ -271,4 +271,9 @@ test("tail a topic and see a record published during the test", async () => {
     return !(g.streams || []).some((s) => s.rpc === "Tail" && Number(s.open) > 0);
   });
   assert.equal(await page.locator('[data-testid="tail-record"]').count(), n);
+  // Resume goes on in the tab's group, from where the tail stopped: the
+  // record published while paused arrives.
+  await page.click('[data-testid="tail-toggle"]');
+  await page.locator('[data-testid="tail-record"]', { hasText: "while paused" }).waitFor({ timeout: wait });
+  await page.click('[data-testid="tail-toggle"]');
 });

@@ -55,7 +55,7 @@ function renderList(el, detail, topic, resp) {
           h("td", {}, `${dl.record.partition}@${dl.record.offset}`),
           h("td", {}, originOf(dl)),
           h("td", { class: "num" }, dl.origin ? dl.origin.attempts : ""),
-          h("td", {}, dl.origin?.reason || ""),
+          h("td", { class: "wrap" }, dl.origin?.reason || ""),
           h("td", {}, h("code", {}, preview(fromBase64(dl.record.value), 40))),
           h("td", {}, dl.redriven ? h("span", { class: "muted" }, "redriven") : h("span", { class: "warn" }, "waiting")))))),
     resp.more ? h("p", { class: "muted" }, "More follow: redrive these, or read a partition at a time with the API.") : null,
