@@ -5,7 +5,7 @@
 // every 10 s (and on demand), not every second.
 
 import { get, post, enc, explain } from "../api.js";
-import { h, fill, num, fromBase64, asText, asJSON, asHex, preview, Poller } from "../util.js";
+import { h, fill, fromBase64, asText, asJSON, asHex, preview, Poller } from "../util.js";
 import { banner, needToken, session } from "../app.js";
 
 let showRedriven = false;
