@@ -90,11 +90,15 @@ export function start(root, [chosen]) {
   };
   button.addEventListener("click", () => (ctl ? pause() : run()));
 
-  get("/v1/topics").then((r) => {
-    const topics = (r.topics || []).map((t) => t.topic);
-    fill(picker, h("select", { "data-testid": "tail-topic", onchange: (e) => { location.hash = "#/tail/" + enc(e.target.value); } },
-      h("option", { value: "" }, "choose a topic"), topics.map((t) => h("option", { value: t, selected: t === topic }, t))));
-    button.disabled = !topic;
-  }, (e) => (e.code === "unauthenticated" ? needToken(e) : banner(explain(e))));
+  // A text field with the listed topics as suggestions: a principal that
+  // may subscribe but not administer lists none, and types the name.
+  const field = (topics) => fill(picker,
+    h("input", { list: "tail-topics", value: topic, placeholder: "topic", size: 32, "data-testid": "tail-topic",
+      onchange: (e) => { location.hash = "#/tail/" + enc(e.target.value.trim()); } }),
+    h("datalist", { id: "tail-topics" }, topics.map((t) => h("option", { value: t }))));
+  field([]);
+  button.disabled = !topic;
+  get("/v1/topics").then((r) => field((r.topics || []).map((t) => t.topic)),
+    (e) => (e.code === "unauthenticated" ? needToken(e) : banner(explain(e))));
   return { stop: pause };
 }
