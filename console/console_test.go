@@ -338,9 +338,9 @@ func TestNoPayloadWithoutSubscribe(t *testing.T) {
 }
 
 // tail opens kgate.v1.Subscriber/Tail over the Connect protocol, as the
-// console's connect.js does, and returns the messages of the stream's
-// first envelope and its end-stream error code ("" for none) once the
-// stream ended or the first record came.
+// console's connect.js does, and reads it until its first record (records
+// 1) or its end-stream message (records 0, with its error's Connect code
+// and message, "" for none).
 func tail(t *testing.T, client *http.Client, url, token string, open map[string]any) (records int, errCode, errMsg string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"open": open})
