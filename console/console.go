@@ -31,7 +31,7 @@ const Prefix = "/console/"
 // images and requests from the gateway's own origin only (no inline
 // script or style, no eval), no framing, no plugins, no forms posted
 // elsewhere.
-const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // file is one embedded file, ready to serve.

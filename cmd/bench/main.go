@@ -135,6 +135,10 @@ func main() {
 		for _, s := range strings.Split(only, ",") {
 			o.only[strings.TrimSpace(s)] = true
 		}
+		if o.only["console"] && len(o.only) > 1 {
+			fmt.Fprintf(os.Stderr, "bench: --only %q: the console phase runs alone (--only console)\n", only)
+			os.Exit(2)
+		}
 	}
 	if o.binDir == "" {
 		exe, err := os.Executable()
@@ -148,7 +152,7 @@ func main() {
 	switch {
 	case o.cpuprofile != "":
 		err = runProfile(ctx, &o)
-	case o.only["console"] && len(o.only) == 1: // console.go; alone only
+	case o.only["console"]: // console.go
 		err = runConsole(ctx, &o)
 	default:
 		err = run(ctx, &o)
