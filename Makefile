@@ -151,3 +151,31 @@ fuzz: ## Fuzz every request validator for FUZZTIME each (default 30s)
 	go test -run '^$$' -fuzz '^FuzzDispatcher$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzDecodeCommitMetadata$$' -fuzztime $(FUZZTIME) ./flowcontrol
 	go test -run '^$$' -fuzz '^FuzzBudget$$' -fuzztime $(FUZZTIME) ./flowcontrol
+
+# The console's browser test: Debian's chromium (installed when missing,
+# like the examples' packages) and playwright-core (npm ci in console/e2e),
+# against a gateway process and a broker process; screenshots in .tmp/console.
+CONSOLE_APT := chromium
+
+.PHONY: console-test
+console-test: build $(BIN)/brokerd console/e2e/node_modules/.package-lock.json ## Test the browser console in headless Chromium (Playwright) against a gateway process; screenshots in .tmp/console
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the console test"; \
+		$(SUDO) apt-get update -qq; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CONSOLE_APT); \
+	fi
+	cd console/e2e && KGATE_GATEWAY=$(BIN)/gateway KGATE_BROKERD=$(BIN)/brokerd KGATE_SHOTS=$(TMP)/console \
+		timeout 300 node --test --test-concurrency=1 --test-reporter=spec console.test.mjs
+
+console/e2e/node_modules/.package-lock.json: console/e2e/package.json console/e2e/package-lock.json
+	cd console/e2e && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: $(BIN)/brokerd
+$(BIN)/brokerd:
+	go build -o $@ ./internal/kafkatest/brokerd
+
+.PHONY: bench-console
+bench-console: build $(BIN)/brokerd ## Measure what 20 open console pages cost the gateway (CPU, requests/s, bytes/s) under a light load (BENCHFLAGS=--console-pages=N ...)
+	go build -o $(BIN)/bench ./cmd/bench
+	$(BIN)/bench --only console $(BENCHFLAGS)

@@ -126,6 +126,9 @@ func (s *AdminService) DescribeGroup(ctx context.Context, req *kgatev1.DescribeG
 	if !d.ReportedAt.IsZero() {
 		resp.GatewayReportTime = timestamppb.New(d.ReportedAt)
 	}
+	if s.gateway != nil {
+		resp.Redeliveries, resp.DeadLetters = s.gateway.Metrics.groupCounts(group)
+	}
 	return resp, nil
 }
 

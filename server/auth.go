@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
 )
 
@@ -435,6 +436,24 @@ func (a *Auth) authorizeAdmin(ctx context.Context, topic, group string, change b
 	}
 	return &kafkaio.Error{Kind: kafkaio.KindPermission, Reason: ReasonNotAllowed,
 		Message: fmt.Sprintf("principal %s may not %s: ask the gateway's operator for an admin rule (\"principal admin topic-pattern [group-pattern]\")", kafkaio.QuoteName(who), what)}
+}
+
+// caller says who the caller is and whether any change may be allowed to
+// it (see kgatev1.Caller).
+func (a *Auth) caller(ctx context.Context) *kgatev1.Caller {
+	who := Principal(ctx)
+	c := &kgatev1.Caller{Principal: who, Identified: who != Anonymous, MayChange: true}
+	if a == nil {
+		return c
+	}
+	p := a.policy.Load()
+	if p.rules == nil {
+		c.MayChange = who != Anonymous || a.anonymousAdmin
+		return c
+	}
+	c.Acl = true
+	c.MayChange = p.adminAllows(who, "", "")
+	return c
 }
 
 // adminAllows reports whether a rule lets who administer topic and group

@@ -39,7 +39,7 @@ func (s *AdminService) DescribeGateway(ctx context.Context, _ *kgatev1.DescribeG
 	if f := s.auth.adminFilter(ctx); f != nil && !f("", "") {
 		return nil, toStatus(s.auth.authorizeAdmin(ctx, "", "", false))
 	}
-	resp := &kgatev1.DescribeGatewayResponse{Time: timestamppb.Now()}
+	resp := &kgatev1.DescribeGatewayResponse{Time: timestamppb.Now(), Caller: s.auth.caller(ctx)}
 	g := s.gateway
 	if g == nil {
 		return resp, nil
@@ -86,14 +86,39 @@ func (s *AdminService) DescribeGateway(ctx context.Context, _ *kgatev1.DescribeG
 	return resp, nil
 }
 
+// groupCounts returns the redeliveries by reason and the dead letters of
+// group that m counted, from its group-labelled series (none when the
+// group is counted under "_other").
+func (m *Metrics) groupCounts(group string) (redeliveries []*kgatev1.ReasonCount, deadLetters int64) {
+	if m == nil {
+		return nil, 0
+	}
+	for _, v := range byLabels(m.redeliveries, "group", "reason") {
+		if v.label == group && v.value > 0 {
+			redeliveries = append(redeliveries, &kgatev1.ReasonCount{Reason: v.second, Count: int64(v.value)})
+		}
+	}
+	for _, v := range byLabel(m.deadLetters, "group") {
+		if v.label == group {
+			deadLetters += int64(v.value)
+		}
+	}
+	return redeliveries, deadLetters
+}
+
 type labelled struct {
-	label string
-	value float64
+	label  string
+	second string
+	value  float64
 }
 
 // byLabel reads a counter or gauge (vector) without the registry: each
 // series' value by its label name, ordered by label.
-func byLabel(c prometheus.Collector, name string) []labelled {
+func byLabel(c prometheus.Collector, name string) []labelled { return byLabels(c, name, "") }
+
+// byLabels is byLabel that also gives a second label's value (second ""
+// for none), ordered by both.
+func byLabels(c prometheus.Collector, name, second string) []labelled {
 	ch := make(chan prometheus.Metric, 16)
 	go func() { c.Collect(ch); close(ch) }()
 	var out []labelled
@@ -103,14 +128,22 @@ func byLabel(c prometheus.Collector, name string) []labelled {
 			continue
 		}
 		v := d.GetCounter().GetValue() + d.GetGauge().GetValue()
-		l := ""
+		var l, l2 string
 		for _, lp := range d.GetLabel() {
-			if lp.GetName() == name {
+			switch lp.GetName() {
+			case name:
 				l = lp.GetValue()
+			case second:
+				l2 = lp.GetValue()
 			}
 		}
-		out = append(out, labelled{label: l, value: v})
+		out = append(out, labelled{label: l, second: l2, value: v})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].label < out[j].label })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].label != out[j].label {
+			return out[i].label < out[j].label
+		}
+		return out[i].second < out[j].second
+	})
 	return out
 }

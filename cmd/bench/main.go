@@ -94,7 +94,7 @@ func main() {
 	flag.IntVar(&o.overloadQ, "overload-queue", 200, "queue.buffering.max.messages of the overload phase's gateway")
 	flag.Int64Var(&o.overloadMax, "overload-max-inflight-bytes", 64<<20, "--max-inflight-bytes of the overload phase's gateway")
 	flag.Var(o.gatewayKafka, "gateway-kafka", "librdkafka property key=value for every gateway the bench starts (repeatable)")
-	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,streams (200 streams of one group),churn (a stream leaving and joining every 2 s),overload (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated phases to run: direct,noop,kgate,stream,consume,streams (200 streams of one group),churn (a stream leaving and joining every 2 s),overload (default all); or console alone: what open console pages cost (see --console-pages)")
 	flag.StringVar(&o.jsonOut, "json", "", "write all results to this JSON file")
 	flag.StringVar(&o.compare, "compare", "", "print the differences from the results in this JSON file (written by --json)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "profile mode: run the gateway in a child of this binary (wired from kafkaio and server) with runtime/pprof writing this file, under the load of --profile-phase")
@@ -135,6 +135,10 @@ func main() {
 		for _, s := range strings.Split(only, ",") {
 			o.only[strings.TrimSpace(s)] = true
 		}
+		if o.only["console"] && len(o.only) > 1 {
+			fmt.Fprintf(os.Stderr, "bench: --only %q: the console phase runs alone (--only console)\n", only)
+			os.Exit(2)
+		}
 	}
 	if o.binDir == "" {
 		exe, err := os.Executable()
@@ -145,9 +149,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	var err error
-	if o.cpuprofile != "" {
+	switch {
+	case o.cpuprofile != "":
 		err = runProfile(ctx, &o)
-	} else {
+	case o.only["console"]: // console.go
+		err = runConsole(ctx, &o)
+	default:
 		err = run(ctx, &o)
 	}
 	stop()

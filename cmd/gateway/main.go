@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/kgate/kgate/console"
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
 )
@@ -173,7 +174,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		if tlsCfg != nil {
 			hlis = tls.NewListener(hlis, tlsCfg)
 		}
-		httpSrv = server.HTTPServer(h, tlsCfg, int(cfg.MaxHeaderBytes), log)
+		// The console's pages at / beside the API, on the same origin.
+		httpSrv = server.HTTPServer(console.Handler(h), tlsCfg, int(cfg.MaxHeaderBytes), log)
 	}
 	metricsAddr, httpAddr := "", ""
 	if mlis != nil {

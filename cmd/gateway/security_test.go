@@ -435,6 +435,10 @@ func testHTTPListenerSecurity(t *testing.T, gateway string) {
 			{"POST", publish, "t-alice", http.StatusOK},
 			{"GET", "/v1/topics/" + topic, "t-bob", http.StatusForbidden},
 			{"GET", "/v1/topics/" + topic, "t-alice", http.StatusOK},
+			// The console's files need no token (its sign-in page); its calls do.
+			{"GET", "/", "", http.StatusOK},
+			{"GET", "/console/app.js", "", http.StatusOK},
+			{"GET", "/v1/gateway", "", http.StatusUnauthorized},
 		} {
 			body := ""
 			if tc.method == "POST" {

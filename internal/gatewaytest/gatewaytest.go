@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 
+	"github.com/kgate/kgate/console"
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
@@ -146,7 +147,7 @@ func Start(t testing.TB, o Options) *Gateway {
 			hlis = tls.NewListener(hlis, o.HTTPTLS)
 			httpURL = "https://" + httpAddr
 		}
-		hsrv = server.HTTPServer(h, o.HTTPTLS, server.DefaultMaxHeaderBytes, o.Producer.Logger)
+		hsrv = server.HTTPServer(console.Handler(h), o.HTTPTLS, server.DefaultMaxHeaderBytes, o.Producer.Logger)
 		go func() {
 			defer close(httpServed)
 			_ = hsrv.Serve(hlis)

@@ -102,7 +102,11 @@ type DescribeGatewayResponse struct {
 	// When the gateway started.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// When this answer was made.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=time,proto3" json:"time,omitempty"`
+	// Who the caller is, as this gateway sees it, and whether it may ask for
+	// changes: for a console to say what it may do. The gateway still checks
+	// every call.
+	Caller        *Caller `protobuf:"bytes,17,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -249,6 +253,93 @@ func (x *DescribeGatewayResponse) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DescribeGatewayResponse) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+// Caller is the principal of a call and what it may be allowed.
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The principal: a token's or certificate's name, or "anonymous" when
+	// the gateway requires no identity and the call carried none.
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// True when the call carried an identity (bearer token or client
+	// certificate).
+	Identified bool `protobuf:"varint,2,opt,name=identified,proto3" json:"identified,omitempty"`
+	// True when the gateway has an ACL (--acl): every call is checked
+	// against its rules, per topic and group.
+	Acl bool `protobuf:"varint,3,opt,name=acl,proto3" json:"acl,omitempty"`
+	// False when the gateway refuses every change (ResetGroupOffsets,
+	// RedriveDeadLetters) from this caller: without an ACL, an anonymous
+	// caller while --allow-anonymous-admin is off; with an ACL, a caller no
+	// admin rule names. True otherwise (with an ACL, each change is still
+	// checked against the rules of its topic and group).
+	MayChange     bool `protobuf:"varint,4,opt,name=may_change,json=mayChange,proto3" json:"may_change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Caller) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *Caller) GetIdentified() bool {
+	if x != nil {
+		return x.Identified
+	}
+	return false
+}
+
+func (x *Caller) GetAcl() bool {
+	if x != nil {
+		return x.Acl
+	}
+	return false
+}
+
+func (x *Caller) GetMayChange() bool {
+	if x != nil {
+		return x.MayChange
+	}
+	return false
+}
+
 // ServiceHealth is one service's health.
 type ServiceHealth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -262,7 +353,7 @@ type ServiceHealth struct {
 
 func (x *ServiceHealth) Reset() {
 	*x = ServiceHealth{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	mi := &file_kgate_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +365,7 @@ func (x *ServiceHealth) String() string {
 func (*ServiceHealth) ProtoMessage() {}
 
 func (x *ServiceHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[2]
+	mi := &file_kgate_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +378,7 @@ func (x *ServiceHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceHealth.ProtoReflect.Descriptor instead.
 func (*ServiceHealth) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ServiceHealth) GetService() string {
@@ -317,7 +408,7 @@ type StreamCount struct {
 
 func (x *StreamCount) Reset() {
 	*x = StreamCount{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	mi := &file_kgate_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +420,7 @@ func (x *StreamCount) String() string {
 func (*StreamCount) ProtoMessage() {}
 
 func (x *StreamCount) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[3]
+	mi := &file_kgate_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +433,7 @@ func (x *StreamCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCount.ProtoReflect.Descriptor instead.
 func (*StreamCount) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StreamCount) GetRpc() string {
@@ -372,7 +463,7 @@ type ReasonCount struct {
 
 func (x *ReasonCount) Reset() {
 	*x = ReasonCount{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	mi := &file_kgate_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +475,7 @@ func (x *ReasonCount) String() string {
 func (*ReasonCount) ProtoMessage() {}
 
 func (x *ReasonCount) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[4]
+	mi := &file_kgate_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +488,7 @@ func (x *ReasonCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReasonCount.ProtoReflect.Descriptor instead.
 func (*ReasonCount) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReasonCount) GetReason() string {
@@ -423,7 +514,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[5]
+	mi := &file_kgate_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +526,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[5]
+	mi := &file_kgate_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +539,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 // ListTopicsResponse lists topics.
@@ -462,7 +553,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[6]
+	mi := &file_kgate_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +565,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[6]
+	mi := &file_kgate_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +578,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicSummary {
@@ -510,7 +601,7 @@ type TopicSummary struct {
 
 func (x *TopicSummary) Reset() {
 	*x = TopicSummary{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[7]
+	mi := &file_kgate_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +613,7 @@ func (x *TopicSummary) String() string {
 func (*TopicSummary) ProtoMessage() {}
 
 func (x *TopicSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[7]
+	mi := &file_kgate_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +626,7 @@ func (x *TopicSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSummary.ProtoReflect.Descriptor instead.
 func (*TopicSummary) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TopicSummary) GetTopic() string {
@@ -564,7 +655,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[8]
+	mi := &file_kgate_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +667,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[8]
+	mi := &file_kgate_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +680,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DescribeTopicRequest) GetTopic() string {
@@ -612,7 +703,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[9]
+	mi := &file_kgate_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +715,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[9]
+	mi := &file_kgate_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +728,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DescribeTopicResponse) GetTopic() string {
@@ -671,7 +762,7 @@ type PartitionOffsets struct {
 
 func (x *PartitionOffsets) Reset() {
 	*x = PartitionOffsets{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[10]
+	mi := &file_kgate_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +774,7 @@ func (x *PartitionOffsets) String() string {
 func (*PartitionOffsets) ProtoMessage() {}
 
 func (x *PartitionOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[10]
+	mi := &file_kgate_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +787,7 @@ func (x *PartitionOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffsets.ProtoReflect.Descriptor instead.
 func (*PartitionOffsets) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PartitionOffsets) GetPartition() int32 {
@@ -729,7 +820,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[11]
+	mi := &file_kgate_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +832,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[11]
+	mi := &file_kgate_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +845,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 // ListGroupsResponse lists consumer groups.
@@ -769,7 +860,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[12]
+	mi := &file_kgate_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +872,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[12]
+	mi := &file_kgate_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +885,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -821,7 +912,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[13]
+	mi := &file_kgate_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +924,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[13]
+	mi := &file_kgate_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +937,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -881,7 +972,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[14]
+	mi := &file_kgate_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +984,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[14]
+	mi := &file_kgate_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +997,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -938,13 +1029,24 @@ type DescribeGroupResponse struct {
 	// (streams, held records, commit offsets: at most a second old); unset
 	// when it does not consume for the group.
 	GatewayReportTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=gateway_report_time,json=gatewayReportTime,proto3" json:"gateway_report_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Records of the group this gateway delivered again since it started,
+	// by reason: nack, deadline (the ack deadline passed), revoked (its
+	// stream ended or drained first), rebalance, restart; as the metric
+	// kgate_subscribe_redeliveries_total counts them. Empty when there were
+	// none, or when the group shares the metrics' "_other" series (beyond
+	// --metrics-max-groups).
+	Redeliveries []*ReasonCount `protobuf:"bytes,7,rep,name=redeliveries,proto3" json:"redeliveries,omitempty"`
+	// Records of the group this gateway wrote to a dead-letter topic since
+	// it started (kgate_subscribe_dead_letters_total), under the same
+	// condition.
+	DeadLetters   int64 `protobuf:"varint,8,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[15]
+	mi := &file_kgate_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1058,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[15]
+	mi := &file_kgate_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1071,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -1014,6 +1116,20 @@ func (x *DescribeGroupResponse) GetGatewayReportTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DescribeGroupResponse) GetRedeliveries() []*ReasonCount {
+	if x != nil {
+		return x.Redeliveries
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
 // GroupMember is one member of a consumer group, as Kafka reports it.
 type GroupMember struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1031,7 +1147,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[16]
+	mi := &file_kgate_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1159,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[16]
+	mi := &file_kgate_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1172,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -1114,7 +1230,7 @@ type GatewayStream struct {
 
 func (x *GatewayStream) Reset() {
 	*x = GatewayStream{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[17]
+	mi := &file_kgate_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1242,7 @@ func (x *GatewayStream) String() string {
 func (*GatewayStream) ProtoMessage() {}
 
 func (x *GatewayStream) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[17]
+	mi := &file_kgate_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1255,7 @@ func (x *GatewayStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayStream.ProtoReflect.Descriptor instead.
 func (*GatewayStream) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GatewayStream) GetSession() uint64 {
@@ -1238,7 +1354,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[18]
+	mi := &file_kgate_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1366,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[18]
+	mi := &file_kgate_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1379,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GroupPartition) GetTopic() string {
@@ -1363,7 +1479,7 @@ type ResetGroupOffsetsRequest struct {
 
 func (x *ResetGroupOffsetsRequest) Reset() {
 	*x = ResetGroupOffsetsRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[19]
+	mi := &file_kgate_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1491,7 @@ func (x *ResetGroupOffsetsRequest) String() string {
 func (*ResetGroupOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetGroupOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[19]
+	mi := &file_kgate_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1504,7 @@ func (x *ResetGroupOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResetGroupOffsetsRequest) GetGroup() string {
@@ -1511,7 +1627,7 @@ type ResetGroupOffsetsResponse struct {
 
 func (x *ResetGroupOffsetsResponse) Reset() {
 	*x = ResetGroupOffsetsResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[20]
+	mi := &file_kgate_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1639,7 @@ func (x *ResetGroupOffsetsResponse) String() string {
 func (*ResetGroupOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetGroupOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[20]
+	mi := &file_kgate_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1652,7 @@ func (x *ResetGroupOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResetGroupOffsetsResponse) GetPartitions() []*OffsetReset {
@@ -1570,7 +1686,7 @@ type OffsetReset struct {
 
 func (x *OffsetReset) Reset() {
 	*x = OffsetReset{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[21]
+	mi := &file_kgate_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1698,7 @@ func (x *OffsetReset) String() string {
 func (*OffsetReset) ProtoMessage() {}
 
 func (x *OffsetReset) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[21]
+	mi := &file_kgate_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1711,7 @@ func (x *OffsetReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetReset.ProtoReflect.Descriptor instead.
 func (*OffsetReset) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OffsetReset) GetTopic() string {
@@ -1647,7 +1763,7 @@ type PeekDeadLettersRequest struct {
 
 func (x *PeekDeadLettersRequest) Reset() {
 	*x = PeekDeadLettersRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[22]
+	mi := &file_kgate_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1775,7 @@ func (x *PeekDeadLettersRequest) String() string {
 func (*PeekDeadLettersRequest) ProtoMessage() {}
 
 func (x *PeekDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[22]
+	mi := &file_kgate_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1788,7 @@ func (x *PeekDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*PeekDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeekDeadLettersRequest) GetTopic() string {
@@ -1717,7 +1833,7 @@ type PeekDeadLettersResponse struct {
 
 func (x *PeekDeadLettersResponse) Reset() {
 	*x = PeekDeadLettersResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[23]
+	mi := &file_kgate_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1845,7 @@ func (x *PeekDeadLettersResponse) String() string {
 func (*PeekDeadLettersResponse) ProtoMessage() {}
 
 func (x *PeekDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[23]
+	mi := &file_kgate_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1858,7 @@ func (x *PeekDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeekDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*PeekDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PeekDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1777,7 +1893,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[24]
+	mi := &file_kgate_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1905,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[24]
+	mi := &file_kgate_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1918,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeadLetter) GetRecord() *ReceivedMessage {
@@ -1845,7 +1961,7 @@ type DeadLetterOrigin struct {
 
 func (x *DeadLetterOrigin) Reset() {
 	*x = DeadLetterOrigin{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[25]
+	mi := &file_kgate_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1973,7 @@ func (x *DeadLetterOrigin) String() string {
 func (*DeadLetterOrigin) ProtoMessage() {}
 
 func (x *DeadLetterOrigin) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[25]
+	mi := &file_kgate_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1986,7 @@ func (x *DeadLetterOrigin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterOrigin.ProtoReflect.Descriptor instead.
 func (*DeadLetterOrigin) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeadLetterOrigin) GetTopic() string {
@@ -1932,7 +2048,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[26]
+	mi := &file_kgate_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2060,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[26]
+	mi := &file_kgate_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2073,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RedriveDeadLettersRequest) GetTopic() string {
@@ -2022,7 +2138,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[27]
+	mi := &file_kgate_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2150,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[27]
+	mi := &file_kgate_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2163,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RedriveDeadLettersResponse) GetRedriven() []*RedrivenDeadLetter {
@@ -2095,7 +2211,7 @@ type RedrivenDeadLetter struct {
 
 func (x *RedrivenDeadLetter) Reset() {
 	*x = RedrivenDeadLetter{}
-	mi := &file_kgate_v1_admin_proto_msgTypes[28]
+	mi := &file_kgate_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2223,7 @@ func (x *RedrivenDeadLetter) String() string {
 func (*RedrivenDeadLetter) ProtoMessage() {}
 
 func (x *RedrivenDeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_kgate_v1_admin_proto_msgTypes[28]
+	mi := &file_kgate_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2236,7 @@ func (x *RedrivenDeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedrivenDeadLetter.ProtoReflect.Descriptor instead.
 func (*RedrivenDeadLetter) Descriptor() ([]byte, []int) {
-	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_kgate_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RedrivenDeadLetter) GetDeadLetterPartition() int32 {
@@ -2156,7 +2272,7 @@ var File_kgate_v1_admin_proto protoreflect.FileDescriptor
 const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x14kgate/v1/admin.proto\x12\bkgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18kgate/v1/publisher.proto\x1a\x19kgate/v1/subscriber.proto\"\x18\n" +
-	"\x16DescribeGatewayRequest\"\xff\x05\n" +
+	"\x16DescribeGatewayRequest\"\xa9\x06\n" +
 	"\x17DescribeGatewayResponse\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x18\n" +
 	"\abrokers\x18\x02 \x01(\tR\abrokers\x12%\n" +
@@ -2177,7 +2293,16 @@ const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\rrefused_calls\x18\x0e \x01(\x03R\frefusedCalls\x129\n" +
 	"\n" +
 	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12.\n" +
-	"\x04time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"A\n" +
+	"\x04time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
+	"\x06caller\x18\x11 \x01(\v2\x10.kgate.v1.CallerR\x06caller\"w\n" +
+	"\x06Caller\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1e\n" +
+	"\n" +
+	"identified\x18\x02 \x01(\bR\n" +
+	"identified\x12\x10\n" +
+	"\x03acl\x18\x03 \x01(\bR\x03acl\x12\x1d\n" +
+	"\n" +
+	"may_change\x18\x04 \x01(\bR\tmayChange\"A\n" +
 	"\rServiceHealth\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\"3\n" +
@@ -2214,7 +2339,7 @@ const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12&\n" +
 	"\x0fon_this_gateway\x18\x03 \x01(\bR\ronThisGateway\",\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xad\x02\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x8b\x03\n" +
 	"\x15DescribeGroupResponse\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12/\n" +
@@ -2223,7 +2348,9 @@ const file_kgate_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x05 \x03(\v2\x18.kgate.v1.GroupPartitionR\n" +
 	"partitions\x12J\n" +
-	"\x13gateway_report_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11gatewayReportTime\"\x91\x01\n" +
+	"\x13gateway_report_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11gatewayReportTime\x129\n" +
+	"\fredeliveries\x18\a \x03(\v2\x15.kgate.v1.ReasonCountR\fredeliveries\x12!\n" +
+	"\fdead_letters\x18\b \x01(\x03R\vdeadLetters\"\x91\x01\n" +
 	"\vGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x12\n" +
@@ -2346,86 +2473,89 @@ func file_kgate_v1_admin_proto_rawDescGZIP() []byte {
 	return file_kgate_v1_admin_proto_rawDescData
 }
 
-var file_kgate_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_kgate_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_kgate_v1_admin_proto_goTypes = []any{
 	(*DescribeGatewayRequest)(nil),     // 0: kgate.v1.DescribeGatewayRequest
 	(*DescribeGatewayResponse)(nil),    // 1: kgate.v1.DescribeGatewayResponse
-	(*ServiceHealth)(nil),              // 2: kgate.v1.ServiceHealth
-	(*StreamCount)(nil),                // 3: kgate.v1.StreamCount
-	(*ReasonCount)(nil),                // 4: kgate.v1.ReasonCount
-	(*ListTopicsRequest)(nil),          // 5: kgate.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 6: kgate.v1.ListTopicsResponse
-	(*TopicSummary)(nil),               // 7: kgate.v1.TopicSummary
-	(*DescribeTopicRequest)(nil),       // 8: kgate.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),      // 9: kgate.v1.DescribeTopicResponse
-	(*PartitionOffsets)(nil),           // 10: kgate.v1.PartitionOffsets
-	(*ListGroupsRequest)(nil),          // 11: kgate.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 12: kgate.v1.ListGroupsResponse
-	(*GroupSummary)(nil),               // 13: kgate.v1.GroupSummary
-	(*DescribeGroupRequest)(nil),       // 14: kgate.v1.DescribeGroupRequest
-	(*DescribeGroupResponse)(nil),      // 15: kgate.v1.DescribeGroupResponse
-	(*GroupMember)(nil),                // 16: kgate.v1.GroupMember
-	(*GatewayStream)(nil),              // 17: kgate.v1.GatewayStream
-	(*GroupPartition)(nil),             // 18: kgate.v1.GroupPartition
-	(*ResetGroupOffsetsRequest)(nil),   // 19: kgate.v1.ResetGroupOffsetsRequest
-	(*ResetGroupOffsetsResponse)(nil),  // 20: kgate.v1.ResetGroupOffsetsResponse
-	(*OffsetReset)(nil),                // 21: kgate.v1.OffsetReset
-	(*PeekDeadLettersRequest)(nil),     // 22: kgate.v1.PeekDeadLettersRequest
-	(*PeekDeadLettersResponse)(nil),    // 23: kgate.v1.PeekDeadLettersResponse
-	(*DeadLetter)(nil),                 // 24: kgate.v1.DeadLetter
-	(*DeadLetterOrigin)(nil),           // 25: kgate.v1.DeadLetterOrigin
-	(*RedriveDeadLettersRequest)(nil),  // 26: kgate.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 27: kgate.v1.RedriveDeadLettersResponse
-	(*RedrivenDeadLetter)(nil),         // 28: kgate.v1.RedrivenDeadLetter
-	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
-	(*TopicPartition)(nil),             // 30: kgate.v1.TopicPartition
-	(*ReceivedMessage)(nil),            // 31: kgate.v1.ReceivedMessage
-	(*PublishResult)(nil),              // 32: kgate.v1.PublishResult
+	(*Caller)(nil),                     // 2: kgate.v1.Caller
+	(*ServiceHealth)(nil),              // 3: kgate.v1.ServiceHealth
+	(*StreamCount)(nil),                // 4: kgate.v1.StreamCount
+	(*ReasonCount)(nil),                // 5: kgate.v1.ReasonCount
+	(*ListTopicsRequest)(nil),          // 6: kgate.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 7: kgate.v1.ListTopicsResponse
+	(*TopicSummary)(nil),               // 8: kgate.v1.TopicSummary
+	(*DescribeTopicRequest)(nil),       // 9: kgate.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),      // 10: kgate.v1.DescribeTopicResponse
+	(*PartitionOffsets)(nil),           // 11: kgate.v1.PartitionOffsets
+	(*ListGroupsRequest)(nil),          // 12: kgate.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 13: kgate.v1.ListGroupsResponse
+	(*GroupSummary)(nil),               // 14: kgate.v1.GroupSummary
+	(*DescribeGroupRequest)(nil),       // 15: kgate.v1.DescribeGroupRequest
+	(*DescribeGroupResponse)(nil),      // 16: kgate.v1.DescribeGroupResponse
+	(*GroupMember)(nil),                // 17: kgate.v1.GroupMember
+	(*GatewayStream)(nil),              // 18: kgate.v1.GatewayStream
+	(*GroupPartition)(nil),             // 19: kgate.v1.GroupPartition
+	(*ResetGroupOffsetsRequest)(nil),   // 20: kgate.v1.ResetGroupOffsetsRequest
+	(*ResetGroupOffsetsResponse)(nil),  // 21: kgate.v1.ResetGroupOffsetsResponse
+	(*OffsetReset)(nil),                // 22: kgate.v1.OffsetReset
+	(*PeekDeadLettersRequest)(nil),     // 23: kgate.v1.PeekDeadLettersRequest
+	(*PeekDeadLettersResponse)(nil),    // 24: kgate.v1.PeekDeadLettersResponse
+	(*DeadLetter)(nil),                 // 25: kgate.v1.DeadLetter
+	(*DeadLetterOrigin)(nil),           // 26: kgate.v1.DeadLetterOrigin
+	(*RedriveDeadLettersRequest)(nil),  // 27: kgate.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 28: kgate.v1.RedriveDeadLettersResponse
+	(*RedrivenDeadLetter)(nil),         // 29: kgate.v1.RedrivenDeadLetter
+	(*timestamppb.Timestamp)(nil),      // 30: google.protobuf.Timestamp
+	(*TopicPartition)(nil),             // 31: kgate.v1.TopicPartition
+	(*ReceivedMessage)(nil),            // 32: kgate.v1.ReceivedMessage
+	(*PublishResult)(nil),              // 33: kgate.v1.PublishResult
 }
 var file_kgate_v1_admin_proto_depIdxs = []int32{
-	2,  // 0: kgate.v1.DescribeGatewayResponse.health:type_name -> kgate.v1.ServiceHealth
-	3,  // 1: kgate.v1.DescribeGatewayResponse.streams:type_name -> kgate.v1.StreamCount
-	4,  // 2: kgate.v1.DescribeGatewayResponse.rejections:type_name -> kgate.v1.ReasonCount
-	29, // 3: kgate.v1.DescribeGatewayResponse.start_time:type_name -> google.protobuf.Timestamp
-	29, // 4: kgate.v1.DescribeGatewayResponse.time:type_name -> google.protobuf.Timestamp
-	7,  // 5: kgate.v1.ListTopicsResponse.topics:type_name -> kgate.v1.TopicSummary
-	10, // 6: kgate.v1.DescribeTopicResponse.partitions:type_name -> kgate.v1.PartitionOffsets
-	13, // 7: kgate.v1.ListGroupsResponse.groups:type_name -> kgate.v1.GroupSummary
-	16, // 8: kgate.v1.DescribeGroupResponse.members:type_name -> kgate.v1.GroupMember
-	17, // 9: kgate.v1.DescribeGroupResponse.streams:type_name -> kgate.v1.GatewayStream
-	18, // 10: kgate.v1.DescribeGroupResponse.partitions:type_name -> kgate.v1.GroupPartition
-	29, // 11: kgate.v1.DescribeGroupResponse.gateway_report_time:type_name -> google.protobuf.Timestamp
-	30, // 12: kgate.v1.GroupMember.assigned:type_name -> kgate.v1.TopicPartition
-	30, // 13: kgate.v1.GatewayStream.partitions:type_name -> kgate.v1.TopicPartition
-	29, // 14: kgate.v1.ResetGroupOffsetsRequest.timestamp:type_name -> google.protobuf.Timestamp
-	21, // 15: kgate.v1.ResetGroupOffsetsResponse.partitions:type_name -> kgate.v1.OffsetReset
-	24, // 16: kgate.v1.PeekDeadLettersResponse.dead_letters:type_name -> kgate.v1.DeadLetter
-	31, // 17: kgate.v1.DeadLetter.record:type_name -> kgate.v1.ReceivedMessage
-	25, // 18: kgate.v1.DeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
-	28, // 19: kgate.v1.RedriveDeadLettersResponse.redriven:type_name -> kgate.v1.RedrivenDeadLetter
-	25, // 20: kgate.v1.RedrivenDeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
-	32, // 21: kgate.v1.RedrivenDeadLetter.result:type_name -> kgate.v1.PublishResult
-	0,  // 22: kgate.v1.Admin.DescribeGateway:input_type -> kgate.v1.DescribeGatewayRequest
-	5,  // 23: kgate.v1.Admin.ListTopics:input_type -> kgate.v1.ListTopicsRequest
-	8,  // 24: kgate.v1.Admin.DescribeTopic:input_type -> kgate.v1.DescribeTopicRequest
-	11, // 25: kgate.v1.Admin.ListGroups:input_type -> kgate.v1.ListGroupsRequest
-	14, // 26: kgate.v1.Admin.DescribeGroup:input_type -> kgate.v1.DescribeGroupRequest
-	19, // 27: kgate.v1.Admin.ResetGroupOffsets:input_type -> kgate.v1.ResetGroupOffsetsRequest
-	22, // 28: kgate.v1.Admin.PeekDeadLetters:input_type -> kgate.v1.PeekDeadLettersRequest
-	26, // 29: kgate.v1.Admin.RedriveDeadLetters:input_type -> kgate.v1.RedriveDeadLettersRequest
-	1,  // 30: kgate.v1.Admin.DescribeGateway:output_type -> kgate.v1.DescribeGatewayResponse
-	6,  // 31: kgate.v1.Admin.ListTopics:output_type -> kgate.v1.ListTopicsResponse
-	9,  // 32: kgate.v1.Admin.DescribeTopic:output_type -> kgate.v1.DescribeTopicResponse
-	12, // 33: kgate.v1.Admin.ListGroups:output_type -> kgate.v1.ListGroupsResponse
-	15, // 34: kgate.v1.Admin.DescribeGroup:output_type -> kgate.v1.DescribeGroupResponse
-	20, // 35: kgate.v1.Admin.ResetGroupOffsets:output_type -> kgate.v1.ResetGroupOffsetsResponse
-	23, // 36: kgate.v1.Admin.PeekDeadLetters:output_type -> kgate.v1.PeekDeadLettersResponse
-	27, // 37: kgate.v1.Admin.RedriveDeadLetters:output_type -> kgate.v1.RedriveDeadLettersResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	3,  // 0: kgate.v1.DescribeGatewayResponse.health:type_name -> kgate.v1.ServiceHealth
+	4,  // 1: kgate.v1.DescribeGatewayResponse.streams:type_name -> kgate.v1.StreamCount
+	5,  // 2: kgate.v1.DescribeGatewayResponse.rejections:type_name -> kgate.v1.ReasonCount
+	30, // 3: kgate.v1.DescribeGatewayResponse.start_time:type_name -> google.protobuf.Timestamp
+	30, // 4: kgate.v1.DescribeGatewayResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 5: kgate.v1.DescribeGatewayResponse.caller:type_name -> kgate.v1.Caller
+	8,  // 6: kgate.v1.ListTopicsResponse.topics:type_name -> kgate.v1.TopicSummary
+	11, // 7: kgate.v1.DescribeTopicResponse.partitions:type_name -> kgate.v1.PartitionOffsets
+	14, // 8: kgate.v1.ListGroupsResponse.groups:type_name -> kgate.v1.GroupSummary
+	17, // 9: kgate.v1.DescribeGroupResponse.members:type_name -> kgate.v1.GroupMember
+	18, // 10: kgate.v1.DescribeGroupResponse.streams:type_name -> kgate.v1.GatewayStream
+	19, // 11: kgate.v1.DescribeGroupResponse.partitions:type_name -> kgate.v1.GroupPartition
+	30, // 12: kgate.v1.DescribeGroupResponse.gateway_report_time:type_name -> google.protobuf.Timestamp
+	5,  // 13: kgate.v1.DescribeGroupResponse.redeliveries:type_name -> kgate.v1.ReasonCount
+	31, // 14: kgate.v1.GroupMember.assigned:type_name -> kgate.v1.TopicPartition
+	31, // 15: kgate.v1.GatewayStream.partitions:type_name -> kgate.v1.TopicPartition
+	30, // 16: kgate.v1.ResetGroupOffsetsRequest.timestamp:type_name -> google.protobuf.Timestamp
+	22, // 17: kgate.v1.ResetGroupOffsetsResponse.partitions:type_name -> kgate.v1.OffsetReset
+	25, // 18: kgate.v1.PeekDeadLettersResponse.dead_letters:type_name -> kgate.v1.DeadLetter
+	32, // 19: kgate.v1.DeadLetter.record:type_name -> kgate.v1.ReceivedMessage
+	26, // 20: kgate.v1.DeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
+	29, // 21: kgate.v1.RedriveDeadLettersResponse.redriven:type_name -> kgate.v1.RedrivenDeadLetter
+	26, // 22: kgate.v1.RedrivenDeadLetter.origin:type_name -> kgate.v1.DeadLetterOrigin
+	33, // 23: kgate.v1.RedrivenDeadLetter.result:type_name -> kgate.v1.PublishResult
+	0,  // 24: kgate.v1.Admin.DescribeGateway:input_type -> kgate.v1.DescribeGatewayRequest
+	6,  // 25: kgate.v1.Admin.ListTopics:input_type -> kgate.v1.ListTopicsRequest
+	9,  // 26: kgate.v1.Admin.DescribeTopic:input_type -> kgate.v1.DescribeTopicRequest
+	12, // 27: kgate.v1.Admin.ListGroups:input_type -> kgate.v1.ListGroupsRequest
+	15, // 28: kgate.v1.Admin.DescribeGroup:input_type -> kgate.v1.DescribeGroupRequest
+	20, // 29: kgate.v1.Admin.ResetGroupOffsets:input_type -> kgate.v1.ResetGroupOffsetsRequest
+	23, // 30: kgate.v1.Admin.PeekDeadLetters:input_type -> kgate.v1.PeekDeadLettersRequest
+	27, // 31: kgate.v1.Admin.RedriveDeadLetters:input_type -> kgate.v1.RedriveDeadLettersRequest
+	1,  // 32: kgate.v1.Admin.DescribeGateway:output_type -> kgate.v1.DescribeGatewayResponse
+	7,  // 33: kgate.v1.Admin.ListTopics:output_type -> kgate.v1.ListTopicsResponse
+	10, // 34: kgate.v1.Admin.DescribeTopic:output_type -> kgate.v1.DescribeTopicResponse
+	13, // 35: kgate.v1.Admin.ListGroups:output_type -> kgate.v1.ListGroupsResponse
+	16, // 36: kgate.v1.Admin.DescribeGroup:output_type -> kgate.v1.DescribeGroupResponse
+	21, // 37: kgate.v1.Admin.ResetGroupOffsets:output_type -> kgate.v1.ResetGroupOffsetsResponse
+	24, // 38: kgate.v1.Admin.PeekDeadLetters:output_type -> kgate.v1.PeekDeadLettersResponse
+	28, // 39: kgate.v1.Admin.RedriveDeadLetters:output_type -> kgate.v1.RedriveDeadLettersResponse
+	32, // [32:40] is the sub-list for method output_type
+	24, // [24:32] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_kgate_v1_admin_proto_init() }
@@ -2435,21 +2565,21 @@ func file_kgate_v1_admin_proto_init() {
 	}
 	file_kgate_v1_publisher_proto_init()
 	file_kgate_v1_subscriber_proto_init()
-	file_kgate_v1_admin_proto_msgTypes[19].OneofWrappers = []any{
+	file_kgate_v1_admin_proto_msgTypes[20].OneofWrappers = []any{
 		(*ResetGroupOffsetsRequest_Earliest)(nil),
 		(*ResetGroupOffsetsRequest_Latest)(nil),
 		(*ResetGroupOffsetsRequest_Timestamp)(nil),
 		(*ResetGroupOffsetsRequest_Offset)(nil),
 	}
-	file_kgate_v1_admin_proto_msgTypes[22].OneofWrappers = []any{}
-	file_kgate_v1_admin_proto_msgTypes[26].OneofWrappers = []any{}
+	file_kgate_v1_admin_proto_msgTypes[23].OneofWrappers = []any{}
+	file_kgate_v1_admin_proto_msgTypes[27].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgate_v1_admin_proto_rawDesc), len(file_kgate_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
