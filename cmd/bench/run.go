@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/kafkaio/direct"
 )
 
 // env is what the phases share: the broker, the children, the results.
@@ -213,7 +213,7 @@ func (e *env) directProduce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bp, err := kafkaio.NewBenchProducer(e.brokers, nil)
+		bp, err := direct.NewProducer(e.brokers)
 		if err != nil {
 			return err
 		}
@@ -295,7 +295,7 @@ func (e *env) consumeKgate(ctx context.Context, gw *child, n int, runs []subscri
 	return e.consumeWith(ctx, gw, n, runs, false)
 }
 
-func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscribeRun, direct bool) error {
+func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscribeRun, withDirect bool) error {
 	topic, err := e.createTopic(ctx, "bench-consume")
 	if err != nil {
 		return err
@@ -303,18 +303,18 @@ func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscrib
 	defer e.deleteTopic(topic)
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := kafkaio.BenchFill(fctx, e.brokers, topic, e.o.size, n); err != nil {
+	if err := direct.Fill(fctx, e.brokers, topic, e.o.size, n); err != nil {
 		return fmt.Errorf("filling %s: %w", topic, err)
 	}
-	if direct {
+	if withDirect {
 		m := newCPUMeter(os.Getpid(), e.brokerPID)
 		m.start()
-		dr, err := kafkaio.BenchDirectConsume(fctx, e.brokers, topic, n)
+		dr, err := direct.Consume(fctx, e.brokers, topic, n)
 		m.stop()
 		if err != nil {
 			return fmt.Errorf("direct consume: %w", err)
 		}
-		r := consumeResult("d direct-consume", 1, dr.Messages, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
+		r := consumeResult("d direct-consume", 1, dr.Records, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
 		r.Note += "; cpu = bench process"
 		e.add(r)
 	}
