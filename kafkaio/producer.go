@@ -66,7 +66,9 @@ type ProducerConfig struct {
 	// Kafka holds librdkafka properties that override the gateway's
 	// defaults (SASL, TLS to the brokers, tuning). Overrides of
 	// enable.idempotence, acks and go.delivery.reports that would weaken
-	// "OK means written" are refused.
+	// "OK means written" are refused, and so is go.delivery.report.fields
+	// other than none (copies of every message outside the in-flight
+	// budget).
 	Kafka map[string]string
 	// MaxInflightBytes bounds the bytes of messages handed to Kafka and not
 	// yet acknowledged: keys, values and headers, plus 128 bytes per
@@ -129,6 +131,10 @@ var producerGuards = []guard{
 	{key: "acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "request.required.acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "go.delivery.reports", ok: oneOf("true"), want: "true", why: "answering Publish after the broker acknowledged"},
+	// Any other value copies each message's key, value or headers back
+	// into every delivery report: memory the in-flight budget does not
+	// count, and CPU, for copies the gateway never reads.
+	{key: "go.delivery.report.fields", ok: oneOf("none"), want: "none", why: "delivery reports that hold no copy of the message (memory outside the in-flight budget)"},
 	{key: "go.logs.channel.enable", ok: oneOf("true"), want: "true", why: "structured logging"},
 }
 
