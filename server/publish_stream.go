@@ -137,7 +137,7 @@ func (s *PublisherService) receivePublishes(ctx context.Context, stream kgatev1.
 			out.push(&kgatev1.PublishStreamResponse{CorrelationId: id, Outcome: o})
 		}
 		fail := func(err error) { respond(&kafkaio.Result{Err: err}) }
-		m, err := toKafkaMessage("message", req.GetMessage())
+		m, err := toKafkaMessage(streamMessage, req.GetMessage())
 		if err != nil {
 			fail(err)
 			continue
