@@ -1,10 +1,12 @@
 package server
 
 import (
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 )
@@ -57,5 +59,106 @@ func TestKeepMessages(t *testing.T) {
 	// Malformed input comes back unchanged, for proto.Unmarshal to refuse.
 	if bad := []byte{0x12, 0x05, 0x00}; &keepMessages(bad, 0)[0] != &bad[0] {
 		t.Error("a malformed request was changed")
+	}
+}
+
+// The codec decodes kgate's messages with vtprotobuf's code and checks
+// their strings itself: it must accept what proto.Unmarshal accepts,
+// decoding the same message, and refuse what it refuses. The one
+// difference allowed is a field of the wrong wire type, which proto keeps
+// as an unknown field and vtprotobuf refuses: no client of the API sends
+// one.
+func FuzzCodecAgreesWithProto(f *testing.F) {
+	for _, m := range []proto.Message{
+		&kgatev1.PublishRequest{Topic: "t", Messages: []*kgatev1.Message{{Key: []byte("k"), Value: []byte("v"), Headers: []*kgatev1.Header{{Key: "h", Value: []byte("x")}}}}},
+		&kgatev1.PublishStreamRequest{CorrelationId: "1", Topic: "t", Message: &kgatev1.Message{Value: []byte("v")}},
+		&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: []string{"a", "b"}}}},
+		&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: &kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g"}}},
+	} {
+		b, _ := proto.Marshal(m)
+		f.Add(b)
+	}
+	f.Add([]byte{0x0a, 0x02, 0xff, 0xfe})             // field 1, a string of bytes that are not UTF-8
+	f.Add([]byte{0x12, 0x04, 0x12, 0x02, 0xc3, 0x28}) // a nested string that is not UTF-8
+	f.Add([]byte{0x0a, 0x05, 0x61})                   // truncated
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, newMsg := range []func() vtMessage{
+			func() vtMessage { return new(kgatev1.PublishRequest) },
+			func() vtMessage { return new(kgatev1.PublishStreamRequest) },
+			func() vtMessage { return new(kgatev1.SubscribeRequest) },
+		} {
+			p, v := newMsg(), newMsg()
+			perr := proto.Unmarshal(b, p)
+			verr := unmarshalVT(b, v)
+			name := p.ProtoReflect().Descriptor().FullName()
+			switch {
+			case perr == nil && verr == nil:
+				// Unknown fields are kept as they came by vtprotobuf, with
+				// their tags re-encoded by proto; kgate never reads them.
+				dropUnknown(p.ProtoReflect())
+				dropUnknown(v.ProtoReflect())
+				if !proto.Equal(p, v) {
+					t.Fatalf("%s: %x decodes as %v with proto, %v with the codec", name, b, p, v)
+				}
+			case perr != nil && verr == nil:
+				t.Fatalf("%s: the codec accepted %x, which proto refuses: %v", name, b, perr)
+			case perr == nil && verr != nil:
+				if !strings.Contains(verr.Error(), "wrong wireType") {
+					t.Fatalf("%s: the codec refused %x, which proto accepts: %v", name, b, verr)
+				}
+			}
+			if perr != nil {
+				continue
+			}
+			// What decoded encodes back to what proto would send. (The
+			// gateway encodes only messages it built, without unknown
+			// fields; vtprotobuf drops those of a Timestamp.)
+			dropUnknown(p.ProtoReflect())
+			c := newRequestCodec(DefaultMaxPublishMessages)
+			out, err := c.Marshal(p)
+			want, werr := proto.Marshal(p)
+			if (err == nil) != (werr == nil) {
+				t.Fatalf("%s: marshalling %v: codec %v, proto %v", name, p, err, werr)
+			}
+			if err == nil {
+				back := newMsg()
+				if err := proto.Unmarshal(out.Materialize(), back); err != nil || !proto.Equal(back, p) {
+					t.Fatalf("%s: %v encodes as %x (%v), proto as %x", name, p, out.Materialize(), err, want)
+				}
+				out.Free()
+			}
+		}
+	})
+}
+
+// dropUnknown forgets the unknown fields of m and its nested messages.
+func dropUnknown(m protoreflect.Message) {
+	m.SetUnknown(nil)
+	m.Range(func(f protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case f.IsList() && f.Message() != nil:
+			for i := range v.List().Len() {
+				dropUnknown(v.List().Get(i).Message())
+			}
+		case f.Message() != nil && !f.IsMap():
+			dropUnknown(v.Message())
+		}
+		return true
+	})
+}
+
+// Strings that are not UTF-8 are refused on the way out too, as
+// proto.Marshal refuses them.
+func TestCodecRefusesBadUTF8OnMarshal(t *testing.T) {
+	c := newRequestCodec(DefaultMaxPublishMessages)
+	m := &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: &kgatev1.ReceivedMessage{
+		AckId: "a", Topic: "t", Headers: []*kgatev1.Header{{Key: "\xff\xfe", Value: []byte("v")}}}}}
+	_, err := c.Marshal(m)
+	_, perr := proto.Marshal(m)
+	if err == nil || perr == nil {
+		t.Fatalf("codec: %v, proto: %v; want both to refuse a header key that is not UTF-8", err, perr)
+	}
+	if !strings.Contains(err.Error(), "message.headers.key") {
+		t.Errorf("error %q does not name the field", err)
 	}
 }
