@@ -438,7 +438,9 @@ func (e *env) add(r Result) {
 
 // runProfile is the --cpuprofile mode: the gateway runs in a child of this
 // binary wired from kafkaio and server, with runtime/pprof on, while this
-// process drives kgate Publish at --profile-conc for --profile-duration.
+// process drives the load of --profile-phase: kgate Publish or
+// PublishStream at --profile-conc for --profile-duration, Subscribe, or the
+// overload phase.
 func runProfile(ctx context.Context, o *options) error {
 	e := &env{o: o}
 	var err error
@@ -475,6 +477,12 @@ func runProfile(ctx context.Context, o *options) error {
 		if err := e.grpcProduce(ctx, "c kgate-publish", gw, false); err != nil {
 			return err
 		}
+	case "stream":
+		fmt.Printf("profiling the gateway (pid %d, %s) under kgate PublishStream at concurrency %d for %v\n", gw.pid, gw.addr, o.profConc, o.profDur)
+		o.conc, o.duration = []int{o.profConc}, o.profDur
+		if err := e.grpcProduce(ctx, "c2 kgate-stream", gw, true); err != nil {
+			return err
+		}
 	case "subscribe":
 		fmt.Printf("profiling the gateway (pid %d, %s) under one Subscribe stream reading %d records in batches of up to %d\n", gw.pid, gw.addr, 10*o.consumeN, o.subBatch)
 		if err := e.consumeKgate(ctx, gw, 10*o.consumeN, []subscribeRun{{1, o.subBatch}}); err != nil {
@@ -496,7 +504,7 @@ func runProfile(ctx context.Context, o *options) error {
 		s, _ := runOpenLoad(ctx, o.overloadRate, o.warmup, o.profDur, unaryOp(conns, topic, o.size), m, 8192)
 		e.add(loadResult("e overload", 1, s, m, o.size))
 	default:
-		return fmt.Errorf("--profile-phase %q: want publish, subscribe or overload", o.profPhase)
+		return fmt.Errorf("--profile-phase %q: want publish, stream, subscribe or overload", o.profPhase)
 	}
 	gw.stop() // SIGTERM: the child writes the profile
 	printTable(os.Stdout, e.results, o)
