@@ -74,6 +74,9 @@ func FuzzCodecAgreesWithProto(f *testing.F) {
 		&kgatev1.PublishStreamRequest{CorrelationId: "1", Topic: "t", Message: &kgatev1.Message{Value: []byte("v")}},
 		&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Ack{Ack: &kgatev1.SubscribeAck{AckIds: []string{"a", "b"}}}},
 		&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Open{Open: &kgatev1.SubscribeOpen{Topics: []string{"t"}, Group: "g"}}},
+		&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{Messages: []*kgatev1.ReceivedMessage{
+			{AckId: "a", Topic: "t", Key: []byte("k"), Headers: []*kgatev1.Header{{Key: "h"}}}, {AckId: "b"}}}}},
+		&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Drained{Drained: &kgatev1.Drained{}}},
 	} {
 		b, _ := proto.Marshal(m)
 		f.Add(b)
@@ -86,6 +89,10 @@ func FuzzCodecAgreesWithProto(f *testing.F) {
 			func() vtMessage { return new(kgatev1.PublishRequest) },
 			func() vtMessage { return new(kgatev1.PublishStreamRequest) },
 			func() vtMessage { return new(kgatev1.SubscribeRequest) },
+			// Responses, for the way out.
+			func() vtMessage { return new(kgatev1.SubscribeResponse) },
+			func() vtMessage { return new(kgatev1.PublishStreamResponse) },
+			func() vtMessage { return new(kgatev1.PublishResponse) },
 		} {
 			p, v := newMsg(), newMsg()
 			perr := proto.Unmarshal(b, p)
@@ -148,17 +155,55 @@ func dropUnknown(m protoreflect.Message) {
 }
 
 // Strings that are not UTF-8 are refused on the way out too, as
-// proto.Marshal refuses them.
+// proto.Marshal refuses them, naming the field.
 func TestCodecRefusesBadUTF8OnMarshal(t *testing.T) {
-	c := newRequestCodec(DefaultMaxPublishMessages)
-	m := &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: &kgatev1.ReceivedMessage{
-		AckId: "a", Topic: "t", Headers: []*kgatev1.Header{{Key: "\xff\xfe", Value: []byte("v")}}}}}
-	_, err := c.Marshal(m)
-	_, perr := proto.Marshal(m)
-	if err == nil || perr == nil {
-		t.Fatalf("codec: %v, proto: %v; want both to refuse a header key that is not UTF-8", err, perr)
+	const bad = "\xff\xfe"
+	rec := func(f func(*kgatev1.ReceivedMessage)) *kgatev1.ReceivedMessage {
+		m := &kgatev1.ReceivedMessage{AckId: "a", Topic: "t", Headers: []*kgatev1.Header{{Key: "h", Value: []byte("v")}}}
+		f(m)
+		return m
 	}
-	if !strings.Contains(err.Error(), "message.headers.key") {
-		t.Errorf("error %q does not name the field", err)
+	batch := func(m *kgatev1.ReceivedMessage) *kgatev1.SubscribeResponse {
+		return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{
+			Messages: []*kgatev1.ReceivedMessage{rec(func(*kgatev1.ReceivedMessage) {}), m}}}}
+	}
+	one := func(m *kgatev1.ReceivedMessage) *kgatev1.SubscribeResponse {
+		return &kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: m}}
+	}
+	c := newRequestCodec(DefaultMaxPublishMessages)
+	for i, tc := range []struct {
+		m     vtMessage
+		field string // "": valid
+	}{
+		0: {one(rec(func(m *kgatev1.ReceivedMessage) {})), ""},
+		1: {one(rec(func(m *kgatev1.ReceivedMessage) { m.Headers[0].Key = bad })), "message.headers.key"},
+		2: {one(rec(func(m *kgatev1.ReceivedMessage) { m.AckId = bad })), "message.ack_id"},
+		3: {one(rec(func(m *kgatev1.ReceivedMessage) { m.Topic = bad })), "message.topic"},
+		4: {batch(rec(func(m *kgatev1.ReceivedMessage) { m.Headers[0].Key = bad })), "messages.messages.headers.key"},
+		5: {batch(rec(func(m *kgatev1.ReceivedMessage) {})), ""},
+		6: {&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Assignment{Assignment: &kgatev1.Assignment{
+			Assigned: []*kgatev1.TopicPartition{{Topic: bad}}}}}, "assignment.assigned.topic"},
+		7: {&kgatev1.PublishStreamResponse{CorrelationId: bad}, "correlation_id"},
+		8: {&kgatev1.PublishStreamResponse{CorrelationId: "1", Outcome: &kgatev1.MessageOutcome{Message: bad}}, "outcome.message"},
+	} {
+		out, err := c.Marshal(tc.m)
+		_, perr := proto.Marshal(tc.m)
+		if (err == nil) != (perr == nil) {
+			t.Errorf("case %d: codec %v, proto %v: want both to accept or both to refuse", i, err, perr)
+		}
+		if tc.field == "" {
+			if err != nil {
+				t.Errorf("case %d: %v", i, err)
+				continue
+			}
+			back := tc.m.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(out.Materialize(), back); err != nil || !proto.Equal(back, tc.m) {
+				t.Errorf("case %d: encoded %v as something else (%v)", i, tc.m, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "string field "+tc.field+" ") {
+			t.Errorf("case %d: error %v, want one naming %s", i, err, tc.field)
+		}
 	}
 }
