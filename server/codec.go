@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -215,7 +216,69 @@ var errMalformed = errors.New("proto: cannot parse invalid wire-format data")
 // that they end where they should, and takes field numbers too large;
 // proto refuses both).
 func checkWire(b []byte, md protoreflect.MessageDescriptor) (string, error) {
+	return shapeOf(md).check(b)
+}
+
+// wireShape is what checkWire needs to know of a message's fields, looked
+// up once per message type (shapeOf) rather than in its descriptor for
+// every field of every message.
+type wireShape struct {
+	fields []fieldShape // by field number; numbers beyond are not checked
+}
+
+type fieldShape struct {
+	name    string
+	str     bool       // a string: must be UTF-8
+	message *wireShape // a message: walked
+}
+
+// shapes caches wireShape by message name.
+var shapes sync.Map // protoreflect.FullName → *wireShape
+
+func shapeOf(md protoreflect.MessageDescriptor) *wireShape {
+	if v, ok := shapes.Load(md.FullName()); ok {
+		return v.(*wireShape)
+	}
+	return buildShape(md, map[protoreflect.FullName]*wireShape{})
+}
+
+// buildShape makes md's shape and those of the messages it holds; building
+// holds those under way, for message types that hold themselves.
+func buildShape(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]*wireShape) *wireShape {
+	if v, ok := shapes.Load(md.FullName()); ok {
+		return v.(*wireShape)
+	}
+	if ws, ok := building[md.FullName()]; ok {
+		return ws
+	}
+	ws := &wireShape{}
+	building[md.FullName()] = ws
 	fields := md.Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		var fs fieldShape
+		switch f.Kind() {
+		case protoreflect.StringKind:
+			fs = fieldShape{name: string(f.Name()), str: true}
+		case protoreflect.MessageKind:
+			fs = fieldShape{name: string(f.Name()), message: buildShape(f.Message(), building)}
+		default:
+			continue
+		}
+		n := int(f.Number())
+		if n >= 1<<10 {
+			continue // not in kgate's messages; a sparse table would do
+		}
+		for len(ws.fields) <= n {
+			ws.fields = append(ws.fields, fieldShape{})
+		}
+		ws.fields[n] = fs
+	}
+	shapes.Store(md.FullName(), ws)
+	return ws
+}
+
+func (ws *wireShape) check(b []byte) (string, error) {
 	for len(b) > 0 {
 		tag, n := protowire.ConsumeVarint(b)
 		if n < 0 || tag>>3 < uint64(protowire.MinValidNumber) || tag>>3 > uint64(protowire.MaxValidNumber) {
@@ -223,32 +286,30 @@ func checkWire(b []byte, md protoreflect.MessageDescriptor) (string, error) {
 		}
 		num, typ := protowire.DecodeTag(tag)
 		b = b[n:]
-		var v []byte
-		if typ == protowire.BytesType {
-			v, n = protowire.ConsumeBytes(b)
-		} else {
-			n = protowire.ConsumeFieldValue(num, typ, b)
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return "", errMalformed
+			}
+			b = b[n:]
+			continue
 		}
+		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
 			return "", errMalformed
 		}
 		b = b[n:]
-		if typ != protowire.BytesType {
+		if int(num) >= len(ws.fields) {
 			continue
 		}
-		f := fields.ByNumber(num)
-		if f == nil {
-			continue
-		}
-		switch f.Kind() {
-		case protoreflect.StringKind:
+		switch f := &ws.fields[num]; {
+		case f.str:
 			if !utf8.Valid(v) {
-				return string(f.Name()), nil
+				return f.name, nil
 			}
-		case protoreflect.MessageKind:
-			p, err := checkWire(v, f.Message())
+		case f.message != nil:
+			p, err := f.message.check(v)
 			if p != "" {
-				return string(f.Name()) + "." + p, err
+				return f.name + "." + p, err
 			}
 			if err != nil {
 				return "", err
