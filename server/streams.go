@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
 )
