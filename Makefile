@@ -121,7 +121,7 @@ bench: ## Benchmark the gateway against direct librdkafka and a no-op gRPC serve
 	$(BIN)/bench $(BENCHFLAGS)
 
 .PHONY: bench-profile
-bench-profile: ## CPU-profile the gateway under kgate Publish at concurrency 64 for 10 s (BENCHFLAGS='--profile-phase subscribe': one Subscribe stream) and print pprof -top
+bench-profile: ## CPU-profile the gateway under kgate Publish at concurrency 64 for 10 s (BENCHFLAGS='--profile-phase stream', 'subscribe' or 'overload' for the others, '--profile-conc 512') and print pprof -top
 	go build -o $(BIN)/bench ./cmd/bench
 	go build -o $(BIN)/brokerd ./internal/kafkatest/brokerd
 	$(BIN)/bench --cpuprofile $(TMP)/cpu.pprof $(BENCHFLAGS)
