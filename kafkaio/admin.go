@@ -554,6 +554,7 @@ const (
 	ReasonRedriveRunning    = "REDRIVE_RUNNING"
 	ReasonRedriveInterrupt  = "REDRIVE_INTERRUPTED"
 	ReasonAdminBusy         = "ADMIN_BUSY"
+	ReasonReadTimedOut      = "READ_TIMED_OUT"
 	reasonInvalidAdminInput = "INVALID_ARGUMENT"
 )
 

@@ -180,7 +180,7 @@ func (a *Admin) readPartition(ctx context.Context, c *kafka.Consumer, tp TopicPa
 			if len(recs) > 0 {
 				return recs, true, nil
 			}
-			return nil, false, errorf(KindUnavailable, "READ_TIMED_OUT", "reading partition %d of topic %s did not finish in time; retry", tp.Partition, QuoteName(tp.Topic))
+			return nil, false, errorf(KindUnavailable, ReasonReadTimedOut, "reading partition %d of topic %s did not finish in time; retry", tp.Partition, QuoteName(tp.Topic))
 		}
 		switch ev := c.Poll(50).(type) {
 		case *kafka.Message:

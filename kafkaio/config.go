@@ -68,11 +68,16 @@ func CheckOverrides(producer, consumer map[string]string) error {
 }
 
 // goTyped converts the value of a confluent-kafka-go "go.*" property, which
-// must be a bool or an int, from its string form. librdkafka's own
-// properties stay strings.
+// must be a bool or an int (the *.size ones, so that 0 and 1 are sizes
+// there), from its string form. librdkafka's own properties stay strings.
 func goTyped(k, v string) kafka.ConfigValue {
 	if !strings.HasPrefix(k, "go.") {
 		return v
+	}
+	if strings.HasSuffix(k, ".size") {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
 	}
 	if b, err := strconv.ParseBool(v); err == nil {
 		return b

@@ -1,5 +1,6 @@
 // Package kafkaio is everything in kgate that talks to Kafka, and the only
-// package that imports confluent-kafka-go.
+// package of the gateway that imports confluent-kafka-go (the bench's
+// direct clients, in kafkaio/direct, are the only other one).
 //
 // A Producer publishes batches and reports where each message landed; a
 // Subscription (one consumer group member per Subscribe stream) delivers

@@ -66,7 +66,9 @@ type ProducerConfig struct {
 	// Kafka holds librdkafka properties that override the gateway's
 	// defaults (SASL, TLS to the brokers, tuning). Overrides of
 	// enable.idempotence, acks and go.delivery.reports that would weaken
-	// "OK means written" are refused.
+	// "OK means written" are refused, and so is go.delivery.report.fields
+	// other than none (copies of every message outside the in-flight
+	// budget).
 	Kafka map[string]string
 	// MaxInflightBytes bounds the bytes of messages handed to Kafka and not
 	// yet acknowledged: keys, values and headers, plus 128 bytes per
@@ -129,6 +131,10 @@ var producerGuards = []guard{
 	{key: "acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "request.required.acks", ok: oneOf("all", "-1"), want: "all", why: "OK-means-written"},
 	{key: "go.delivery.reports", ok: oneOf("true"), want: "true", why: "answering Publish after the broker acknowledged"},
+	// Any other value copies each message's key, value or headers back
+	// into every delivery report: memory the in-flight budget does not
+	// count, and CPU, for copies the gateway never reads.
+	{key: "go.delivery.report.fields", ok: oneOf("none"), want: "none", why: "delivery reports that hold no copy of the message (memory outside the in-flight budget)"},
 	{key: "go.logs.channel.enable", ok: oneOf("true"), want: "true", why: "structured logging"},
 }
 
@@ -166,14 +172,27 @@ type topicMeta struct {
 
 // batch collects the results of one Publish call.
 type batch struct {
-	results   []Result
-	remaining atomic.Int32
-	done      chan struct{} // closed when remaining reaches 0
+	results    []Result
+	deliveries []delivery
+	remaining  atomic.Int32
+	done       chan struct{} // closed when remaining reaches 0
+	// The one message of most calls, without allocations of its own.
+	oneResult   [1]Result
+	oneDelivery [1]delivery
 }
 
-func (b *batch) complete(i int, r Result) {
-	b.results[i] = r
-	b.finish(1)
+func newBatch(n int) *batch {
+	b := &batch{done: make(chan struct{})}
+	if n == 1 {
+		b.results, b.deliveries = b.oneResult[:], b.oneDelivery[:]
+	} else {
+		b.results, b.deliveries = make([]Result, n), make([]delivery, n)
+	}
+	for i := range b.deliveries {
+		b.deliveries[i].b, b.deliveries[i].i = b, i
+	}
+	b.remaining.Store(int32(n))
+	return b
 }
 
 func (b *batch) finish(n int32) {
@@ -184,11 +203,23 @@ func (b *batch) finish(n int32) {
 
 // delivery rides in kafka.Message.Opaque: whom a delivery report completes.
 type delivery struct {
-	complete func(i int, r Result) // called once, on the delivery-report goroutine; must not block
-	i        int
-	size     int64  // counted against the budget
-	owner    string // whose budget share size counts in
-	ts       time.Time
+	b    *batch       // Publish: the batch whose result i this is
+	i    int          //
+	done func(Result) // PublishAsync: called instead; must not block
+	// size is what the message counts against the budget (set by check).
+	size  int64
+	owner string // whose budget share size counts in
+	ts    time.Time
+}
+
+// complete hands over the outcome, on the delivery-report goroutine.
+func (d *delivery) complete(r Result) {
+	if d.b == nil {
+		d.done(r)
+		return
+	}
+	d.b.results[d.i] = r
+	d.b.finish(1)
 }
 
 // budgetOverhead is what each message counts against the in-flight budget
@@ -204,14 +235,21 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, err
 	}
 	cm, err := kafkaConfig(cfg.Brokers, map[string]string{
-		"client.id":                          "kgate",
-		"acks":                               "all",
-		"enable.idempotence":                 "true",
-		"partitioner":                        "murmur2_random",
-		"linger.ms":                          "1",
-		"message.timeout.ms":                 "30000",
-		"message.max.bytes":                  strconv.FormatInt(cfg.MaxMessageBytes+64<<10, 10),
-		"go.delivery.report.fields":          "none",
+		"client.id":                 "kgate",
+		"acks":                      "all",
+		"enable.idempotence":        "true",
+		"partitioner":               "murmur2_random",
+		"linger.ms":                 "1",
+		"message.timeout.ms":        "30000",
+		"message.max.bytes":         strconv.FormatInt(cfg.MaxMessageBytes+64<<10, 10),
+		"go.delivery.report.fields": "none",
+		// confluent-kafka-go's defaults are channels of a million events
+		// and a million messages: 24 MB of pointers allocated with the
+		// producer, which the garbage collector scanned at every cycle
+		// (they doubled the live heap). The delivery-report loop keeps
+		// up with a few thousand; the produce channel is never used.
+		"go.events.channel.size":             "4096",
+		"go.produce.channel.size":            "0",
 		"go.logs.channel.enable":             "true",
 		"enable.metrics.push":                "false",
 		"reconnect.backoff.max.ms":           "1000",
@@ -271,7 +309,7 @@ func (p *Producer) deliveryLoop() {
 			}
 			p.budget.Release(d.owner, d.size)
 			p.queued.Add(-1)
-			d.complete(d.i, r)
+			d.complete(r)
 			p.inflight.Done()
 		case kafka.Error:
 			if e.IsFatal() {
@@ -302,13 +340,11 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 	if len(msgs) == 0 {
 		return nil, errorf(KindInvalid, ReasonNoMessages, "no messages: send at least one message")
 	}
-	sizes, err := p.check(ctx, topic, msgs)
-	if err != nil {
+	b := newBatch(len(msgs))
+	if err := p.check(ctx, topic, msgs, b.deliveries); err != nil {
 		return nil, err
 	}
-	b := &batch{results: make([]Result, len(msgs)), done: make(chan struct{})}
-	b.remaining.Store(int32(len(msgs)))
-	produced, perr := p.produce(budgetOwner(ctx), topic, msgs, sizes, b.complete)
+	produced, perr := p.produce(budgetOwner(ctx), topic, msgs, b.deliveries)
 	if perr != nil {
 		if produced == 0 {
 			return nil, perr
@@ -338,58 +374,59 @@ func (p *Producer) Publish(ctx context.Context, topic string, msgs []Message) ([
 // Publish) and done is never called. ctx bounds only the topic metadata
 // lookup, not the delivery. Safe for concurrent use.
 func (p *Producer) PublishAsync(ctx context.Context, topic string, m Message, done func(Result)) error {
-	msgs := []Message{m}
-	sizes, err := p.check(ctx, topic, msgs)
-	if err != nil {
+	msgs, ds := []Message{m}, make([]delivery, 1)
+	ds[0].done = done
+	if err := p.check(ctx, topic, msgs, ds); err != nil {
 		return err
 	}
-	if _, perr := p.produce(budgetOwner(ctx), topic, msgs, sizes, func(_ int, r Result) { done(r) }); perr != nil {
+	if _, perr := p.produce(budgetOwner(ctx), topic, msgs, ds); perr != nil {
 		return perr
 	}
 	return nil
 }
 
-// check validates a batch for topic and returns each message's size.
-func (p *Producer) check(ctx context.Context, topic string, msgs []Message) ([]int64, error) {
+// check validates a batch for topic and sets each message's size in ds.
+func (p *Producer) check(ctx context.Context, topic string, msgs []Message, ds []delivery) error {
 	if err := ValidateTopic(topic); err != nil {
-		return nil, err
+		return err
 	}
-	sizes := make([]int64, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		sizes[i] = m.size()
-		if sizes[i] > p.cfg.MaxMessageBytes {
-			return nil, errorf(KindInvalid, ReasonMessageTooLarge,
-				"message %d is %d bytes (key, value and headers); the limit is %d bytes: split or shrink it", i, sizes[i], p.cfg.MaxMessageBytes)
+		ds[i].size = m.size()
+		if ds[i].size > p.cfg.MaxMessageBytes {
+			return errorf(KindInvalid, ReasonMessageTooLarge,
+				"message %d is %d bytes (key, value and headers); the limit is %d bytes: split or shrink it", i, ds[i].size, p.cfg.MaxMessageBytes)
 		}
 		if m.Partition < PartitionAny {
-			return nil, errorf(KindInvalid, ReasonUnknownPartition, "message %d: partition %d is negative", i, m.Partition)
+			return errorf(KindInvalid, ReasonUnknownPartition, "message %d: partition %d is negative", i, m.Partition)
 		}
 	}
 	if fe := p.fatal.Load(); fe != nil {
-		return nil, fe
+		return fe
 	}
 	parts, err := p.partitions(ctx, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range msgs {
 		if msgs[i].Partition >= parts {
-			return nil, errorf(KindInvalid, ReasonUnknownPartition,
+			return errorf(KindInvalid, ReasonUnknownPartition,
 				"message %d: topic %q has partitions 0 to %d, not %d", i, topic, parts-1, msgs[i].Partition)
 		}
 	}
-	return sizes, nil
+	return nil
 }
 
 // produce reserves owner's budget for msgs, all or nothing, and hands them
-// to librdkafka in order; complete is called for each one handed over. It
-// returns how many were handed over and, if not all, why the next one was
-// not (the reserve of the rest is returned).
-func (p *Producer) produce(owner, topic string, msgs []Message, sizes []int64, complete func(int, Result)) (int, *Error) {
+// to librdkafka in order, each with its delivery in ds (its size set by
+// check), which the delivery-report loop completes. It returns how many
+// were handed over and, if not all, why the next one was not (the reserve
+// of the rest is returned).
+func (p *Producer) produce(owner, topic string, msgs []Message, ds []delivery) (int, *Error) {
 	var total int64
-	for _, n := range sizes {
-		total += n + budgetOverhead
+	for i := range ds {
+		ds[i].size += budgetOverhead
+		total += ds[i].size
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -403,21 +440,17 @@ func (p *Producer) produce(owner, topic string, msgs []Message, sizes []int64, c
 		return 0, p.budgetError(err) // shared: callers copy it before changing it
 	}
 	now = now.Truncate(time.Millisecond)
-	tp := kafka.TopicPartition{Topic: &topic}
+	// librdkafka copies what it needs of a message and keeps only its
+	// Opaque, so one kafka.Message serves the whole batch.
+	km := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic}}
 	for i := range msgs {
-		m := &msgs[i]
-		tp.Partition = m.Partition
-		ts := now
+		m, d := &msgs[i], &ds[i]
+		d.owner, d.ts = owner, now
 		if !m.Timestamp.IsZero() {
-			ts = m.Timestamp.Truncate(time.Millisecond)
+			d.ts = m.Timestamp.Truncate(time.Millisecond)
 		}
-		km := &kafka.Message{
-			TopicPartition: tp,
-			Key:            m.Key,
-			Value:          m.Value,
-			Timestamp:      ts,
-			Opaque:         &delivery{complete: complete, i: i, size: sizes[i] + budgetOverhead, owner: owner, ts: ts},
-		}
+		km.TopicPartition.Partition = m.Partition
+		km.Key, km.Value, km.Timestamp, km.Opaque, km.Headers = m.Key, m.Value, d.ts, d, nil
 		if len(m.Headers) > 0 {
 			km.Headers = make([]kafka.Header, len(m.Headers))
 			for j, h := range m.Headers {
@@ -430,8 +463,8 @@ func (p *Producer) produce(owner, topic string, msgs []Message, sizes []int64, c
 			p.queued.Add(-1)
 			p.inflight.Done()
 			var unsent int64
-			for j := i; j < len(msgs); j++ {
-				unsent += sizes[j] + budgetOverhead
+			for j := i; j < len(ds); j++ {
+				unsent += ds[j].size
 			}
 			p.budget.Release(owner, unsent)
 			perr := fromKafka(err, "publish to topic "+strconv.Quote(topic))

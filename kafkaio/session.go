@@ -3,6 +3,7 @@ package kafkaio
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ type Session struct {
 	err    error         // set when the session was ended by the consumer
 	sig    chan struct{} // cap 1: events or err
 
+	out []Event // what Next returned last, reused by the next Next (its one reader)
+
 	closeOnce sync.Once
 }
 
@@ -74,12 +77,19 @@ type outItem struct {
 
 // Next blocks until the session has events and returns them in order. It
 // returns an error when ctx is done, when the gateway shuts down
-// (ErrSubscriberClosed), or when the group's consumer failed.
+// (ErrSubscriberClosed), or when the group's consumer failed. The slice
+// returned is valid until the next call: Next reuses it, so that a stream
+// taking a few hundred records at a time does not allocate as much again.
 func (s *Session) Next(ctx context.Context) ([]Event, error) {
 	for {
 		s.mu.Lock()
 		if len(s.events) > 0 {
-			evs := make([]Event, len(s.events))
+			n := len(s.events)
+			if n < len(s.out) {
+				clear(s.out[n:]) // no stale records held
+			}
+			evs := slices.Grow(s.out[:0], n)[:n]
+			s.out = evs
 			first := len(s.sent) == 0
 			for i, it := range s.events {
 				evs[i] = it.ev

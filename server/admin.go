@@ -218,7 +218,8 @@ func (s *AdminService) PeekDeadLetters(ctx context.Context, req *kgatev1.PeekDea
 	resp := &kgatev1.PeekDeadLettersResponse{More: more}
 	for i := range dls {
 		dl := &dls[i]
-		m := receivedMessage(&dl.Record)
+		m := &kgatev1.ReceivedMessage{}
+		fillReceived(m, &dl.Record)
 		m.AckId = ""
 		m.DeliveryAttempt = 0
 		out := &kgatev1.DeadLetter{Record: m, Redriven: dl.Redriven}

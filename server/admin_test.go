@@ -477,7 +477,9 @@ func TestConcurrentRedrivesWriteEachDeadLetterOnce(t *testing.T) {
 	for err := range results {
 		r := reasonOf(err)
 		outcomes[r]++
-		if err != nil && r != kafkaio.ReasonRedriveRunning && r != kafkaio.ReasonRedriveInterrupt {
+		// Each answer is OK or a documented retry: another redrive runs or
+		// started, or (on a loaded machine) a partition's read timed out.
+		if err != nil && r != kafkaio.ReasonRedriveRunning && r != kafkaio.ReasonRedriveInterrupt && r != kafkaio.ReasonReadTimedOut {
 			t.Errorf("a concurrent redrive failed otherwise: %v", err)
 		}
 	}
@@ -486,7 +488,7 @@ func TestConcurrentRedrivesWriteEachDeadLetterOnce(t *testing.T) {
 	// has left the redrive group).
 	kafkatest.Eventually(t, 30*time.Second*timeoutScale, "nothing left to redrive", func() bool {
 		r, err := a.Admin.RedriveDeadLetters(ctx, &kgatev1.RedriveDeadLettersRequest{Topic: dlq})
-		if err != nil && reasonOf(err) != kafkaio.ReasonRedriveRunning && reasonOf(err) != kafkaio.ReasonRedriveInterrupt {
+		if r := reasonOf(err); err != nil && r != kafkaio.ReasonRedriveRunning && r != kafkaio.ReasonRedriveInterrupt && r != kafkaio.ReasonReadTimedOut {
 			t.Fatal(err)
 		}
 		return err == nil && len(r.Redriven) == 0 && !r.More

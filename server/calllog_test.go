@@ -63,3 +63,27 @@ func TestCallLog(t *testing.T) {
 		t.Errorf("an INTERNAL call logged %q; want level ERROR", buf.String())
 	}
 }
+
+// A panicking handler is answered with a generic INTERNAL, and its value
+// and stack go to the log only.
+func TestCallRecoversPanics(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	intercept := server.CallLogUnary(log)
+	info := &grpc.UnaryServerInfo{FullMethod: "/kgate.v1.Publisher/Publish"}
+	resp, err := intercept(context.Background(), "x", info, func(context.Context, any) (any, error) {
+		panic("secret internal state")
+	})
+	if resp != nil || status.Code(err) != codes.Internal {
+		t.Fatalf("interceptor returned %v, %v; want INTERNAL", resp, err)
+	}
+	if strings.Contains(status.Convert(err).Message(), "secret") {
+		t.Errorf("the client's error %q shows the panic", err)
+	}
+	out := buf.String()
+	for _, want := range []string{"panic in a gRPC handler", "secret internal state", "stack=", "grpc.code=Internal"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %q lacks %s", out, want)
+		}
+	}
+}

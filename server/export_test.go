@@ -10,4 +10,4 @@ import (
 var CodeOf = codeOf
 
 // CallLogUnary exposes the call-logging interceptor to the external tests.
-func CallLogUnary(log *slog.Logger) grpc.UnaryServerInterceptor { return callLog{log: log}.unary }
+func CallLogUnary(log *slog.Logger) grpc.UnaryServerInterceptor { return (&calls{log: log}).unary }

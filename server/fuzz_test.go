@@ -98,7 +98,7 @@ func FuzzToKafkaMessage(f *testing.F) {
 		if proto.Unmarshal(b, &m) != nil {
 			return
 		}
-		km, err := toKafkaMessage("messages[0]", &m)
+		km, err := toKafkaMessage(0, &m)
 		reserved := false
 		for _, h := range m.GetHeaders() {
 			k := []byte(h.GetKey()) // "kgate." in any ASCII case

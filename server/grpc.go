@@ -1,16 +1,11 @@
 package server
 
 import (
-	"context"
 	"log/slog"
-	"runtime/debug"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 )
@@ -50,35 +45,26 @@ type Config struct {
 }
 
 // NewGRPCServer returns a gRPC server with kgate's services, health, server
-// reflection (with the proto's comments), and logging and panic-recovery
-// interceptors. A panic in a
-// handler is logged with its stack and answered with a generic INTERNAL
-// error: no stack trace reaches the client.
+// reflection (with the proto's comments), and one interceptor (calls) for
+// request ids, the standard gRPC metrics, call logs, stream bounds and
+// panic recovery. A panic in a handler is logged with its stack and
+// answered with a generic INTERNAL error: no stack trace reaches the
+// client.
 //
 // Before a call's request is read, its tap (grpc-go's InTapHandle, run on
 // the connection's reader) authenticates it and, for unary Publish, refuses
-// it while the publisher is full. Then the interceptors run, in order:
-// request id and call log, gRPC metrics, authentication of calls no tap
-// saw (transports without taps), stream bounds, panic recovery.
+// it while the publisher is full. Calls no tap saw (transports without
+// taps) are authenticated by the interceptor.
 func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("component", "grpc")
-	calls := callLog{log: log}
-	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "panic in a gRPC handler; this is a bug", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error; see the gateway's log")
-	})}
-	unary := []grpc.UnaryServerInterceptor{calls.unary}
-	stream := []grpc.StreamServerInterceptor{calls.stream}
+	c := &calls{log: log, auth: cfg.Auth, streams: newStreamCounter(cfg.Streams)}
 	if cfg.Metrics != nil {
-		unary = append(unary, cfg.Metrics.grpc.UnaryServerInterceptor())
-		stream = append(stream, cfg.Metrics.grpc.StreamServerInterceptor())
+		c.rpc = cfg.Metrics.rpc
 	}
-	unary = append(unary, cfg.Auth.unaryInterceptor, recovery.UnaryServerInterceptor(recoverOpts...))
-	stream = append(stream, cfg.Auth.streamInterceptor, newStreamCounter(cfg.Streams).interceptor, recovery.StreamServerInterceptor(recoverOpts...))
 	authenticate := &authTap{auth: cfg.Auth, metrics: cfg.Metrics, log: log}
 	if cfg.MaxPublishMessages <= 0 {
 		cfg.MaxPublishMessages = DefaultMaxPublishMessages
@@ -92,8 +78,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		// so that a stopped server leaves no Subscribe stream behind.
 		grpc.WaitForHandlers(true),
 		grpc.InTapHandle(tapChain(authenticate.handle, cfg.Publisher.admit)),
-		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...),
+		grpc.UnaryInterceptor(c.unary),
+		grpc.StreamInterceptor(c.stream),
 	}, opts...)
 	s := grpc.NewServer(opts...)
 	cfg.Publisher.auth = cfg.Auth
@@ -108,8 +94,8 @@ func NewGRPCServer(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	}
 	healthpb.RegisterHealthServer(s, cfg.Health)
 	registerReflection(s, log)
-	if cfg.Metrics != nil {
-		cfg.Metrics.grpc.InitializeMetrics(s)
+	if c.rpc != nil {
+		c.methods = c.rpc.methodsOf(s)
 	}
 	return s
 }

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
@@ -22,11 +21,13 @@ import (
 // to groups.track in NewMetrics and record it in a forGroup callback.
 type Metrics struct {
 	Registry *prometheus.Registry
-	grpc     *grpcprom.ServerMetrics
+	rpc      *rpcMetrics
 	groups   *groupLabels
 
 	publishSeconds                  *prometheus.HistogramVec
 	publishMessages                 *prometheus.CounterVec
+	publishedOK                     prometheus.Observer // publishSeconds{code="OK"}
+	messagesOK                      prometheus.Counter  // publishMessages{code="OK"}
 	rejections                      *prometheus.CounterVec
 	refusedCalls                    *prometheus.CounterVec
 	refusedQueueFull, refusedBudget prometheus.Counter
@@ -115,8 +116,7 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 	m := &Metrics{
 		Registry: reg,
 		groups:   newGroupLabels(cfg.maxGroups, cfg.groupLinger, cfg.now),
-		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}))),
+		rpc:      newRPCMetrics(),
 		publishSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kgate_publish_duration_seconds", Help: "Time from a Publish request to its answer, by status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -176,13 +176,16 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 			Name: "kgate_subscribe_lag_records", Help: "Records between a stream's commit offset and the partition's end.",
 		}, []string{"group", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams, m.httpRequests,
+	for _, c := range append(m.rpc.collectors(), m.publishSeconds, m.publishMessages, m.rejections, m.refusedCalls, m.unauthCalls, m.connectionsOpen, m.connectionsRefused, m.streams, m.httpRequests,
 		m.outstanding, m.paused, m.redeliveries, m.rebalances, m.stalled, m.stallRecoveries, m.deadLetters, m.ignoredAcks, m.commits, m.lag,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), sweeper{m.groups}} {
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), sweeper{m.groups}) {
 		f(c)
 	}
 	m.groups.track(m.paused.MetricVec, m.redeliveries.MetricVec, m.rebalances.MetricVec, m.stalled.MetricVec, m.stallRecoveries.MetricVec,
 		m.deadLetters.MetricVec, m.ignoredAcks.MetricVec, m.commits.MetricVec, m.lag.MetricVec)
+	// The series every accepted message records, resolved once.
+	m.publishedOK = m.publishSeconds.WithLabelValues(codes.OK.String())
+	m.messagesOK = m.publishMessages.WithLabelValues(codes.OK.String())
 	m.refusedQueueFull = m.refusedCalls.WithLabelValues(kafkaio.ReasonQueueFull)
 	m.refusedBudget = m.refusedCalls.WithLabelValues(kafkaio.ReasonBudgetExhausted)
 	m.refusedShare = m.refusedCalls.WithLabelValues(kafkaio.ReasonShareExhausted)
@@ -198,13 +201,21 @@ func NewMetrics(prod ProducerStats, opts ...MetricsOption) *Metrics {
 }
 
 func (m *Metrics) published(start time.Time, code codes.Code) {
-	if m != nil {
+	switch {
+	case m == nil:
+	case code == codes.OK:
+		m.publishedOK.Observe(time.Since(start).Seconds())
+	default:
 		m.publishSeconds.WithLabelValues(code.String()).Observe(time.Since(start).Seconds())
 	}
 }
 
 func (m *Metrics) messages(code codes.Code, reason string, n int) {
 	if m == nil || n == 0 {
+		return
+	}
+	if code == codes.OK {
+		m.messagesOK.Add(float64(n))
 		return
 	}
 	m.publishMessages.WithLabelValues(code.String()).Add(float64(n))
@@ -252,7 +263,7 @@ func (m *Metrics) httpRequest(protocol string) {
 	}
 }
 
-func (m *Metrics) stream(rpc string, delta float64) {
+func (m *Metrics) stream(rpc string, delta float64) { // once per stream
 	if m != nil {
 		m.streams.WithLabelValues(rpc).Add(delta)
 	}

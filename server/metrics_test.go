@@ -119,6 +119,15 @@ func TestMetricsMoveWithPublishAndSubscribe(t *testing.T) {
 	want("the invalid message counted", atLeast(1, "kgate_publish_messages_total", `code="InvalidArgument"`))
 	want("publish latency observed", atLeast(2, "kgate_publish_duration_seconds_count"))
 	want("standard gRPC server metrics", atLeast(2, "grpc_server_handled_total", `grpc_method="Publish"`))
+	want("Publish's one OK call and one invalid one", func(m map[string]float64) bool {
+		ok, _ := sum(m, "grpc_server_handled_total", `grpc_method="Publish"`, `grpc_code="OK"`, `grpc_type="unary"`)
+		bad, _ := sum(m, "grpc_server_handled_total", `grpc_method="Publish"`, `grpc_code="InvalidArgument"`)
+		return ok >= 1 && bad >= 1
+	})
+	want("Publish latencies observed", atLeast(2, "grpc_server_handling_seconds_count", `grpc_method="Publish"`))
+	want("Subscribe's messages counted as sent", atLeast(10, "grpc_server_msg_sent_total", `grpc_method="Subscribe"`, `grpc_type="bidi_stream"`))
+	want("Subscribe's open and acks counted as received", atLeast(3, "grpc_server_msg_received_total", `grpc_method="Subscribe"`))
+	want("the Subscribe stream counted as started", atLeast(1, "grpc_server_started_total", `grpc_method="Subscribe"`))
 	want("one Subscribe stream open", atLeast(1, "kgate_streams", `rpc="Subscribe"`))
 	want("the redelivery counted", atLeast(1, "kgate_subscribe_redeliveries_total", `group="`+group+`"`))
 	want("the bad ack id counted", atLeast(1, "kgate_subscribe_ignored_acks_total", `group="`+group+`"`))

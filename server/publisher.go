@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -150,7 +151,7 @@ func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequ
 	msgs := make([]kafkaio.Message, len(req.GetMessages()))
 	for i, m := range req.GetMessages() {
 		var err error
-		if msgs[i], err = toKafkaMessage(fmt.Sprintf("messages[%d]", i), m); err != nil {
+		if msgs[i], err = toKafkaMessage(i, m); err != nil {
 			return nil, toStatus(err)
 		}
 	}
@@ -194,22 +195,35 @@ func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequ
 	return nil, toStatus(first, failure)
 }
 
-// toKafkaMessage converts and checks what only the API knows of a message
-// (partition sign, timestamp validity); kafkaio checks the rest. name says
-// which message, for error messages.
-func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
+// streamMessage is toKafkaMessage's index of PublishStream's one message.
+const streamMessage = -1
+
+// messageName names message i of a request (streamMessage: the one of a
+// PublishStream request) for error messages: made only for them, since a
+// Sprintf per message cost 1% of the gateway's CPU.
+func messageName(i int) string {
+	if i == streamMessage {
+		return "message"
+	}
+	return "messages[" + strconv.Itoa(i) + "]"
+}
+
+// toKafkaMessage converts and checks what only the API knows of message i
+// of a request (partition sign, timestamp validity); kafkaio checks the
+// rest.
+func toKafkaMessage(i int, m *kgatev1.Message) (kafkaio.Message, error) {
 	km := kafkaio.Message{Key: m.GetKey(), Value: m.GetValue(), Partition: kafkaio.PartitionAny}
 	if m.Partition != nil {
 		km.Partition = m.GetPartition()
 		if km.Partition < 0 {
 			return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: kafkaio.ReasonUnknownPartition,
-				Message: fmt.Sprintf("%s.partition is %d: partitions are numbered from 0; leave it unset to let the key choose", name, km.Partition)}
+				Message: fmt.Sprintf("%s.partition is %d: partitions are numbered from 0; leave it unset to let the key choose", messageName(i), km.Partition)}
 		}
 	}
 	if ts := m.GetTimestamp(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
 			return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: "INVALID_TIMESTAMP",
-				Message: fmt.Sprintf("%s.timestamp is not a valid time (%v): leave it unset to use the time of the request", name, err)}
+				Message: fmt.Sprintf("%s.timestamp is not a valid time (%v): leave it unset to use the time of the request", messageName(i), err)}
 		}
 		km.Timestamp = ts.AsTime()
 	}
@@ -219,7 +233,7 @@ func toKafkaMessage(name string, m *kgatev1.Message) (kafkaio.Message, error) {
 			if kafkaio.IsGatewayHeader(h.GetKey()) {
 				return km, &kafkaio.Error{Kind: kafkaio.KindInvalid, Reason: ReasonReservedHeader,
 					Message: fmt.Sprintf("%s.headers[%d]: key %s starts with %q, which the gateway reserves for the headers it writes itself (dead letters): rename the header",
-						name, j, kafkaio.QuoteName(h.GetKey()), kafkaio.GatewayHeaderPrefix)}
+						messageName(i), j, kafkaio.QuoteName(h.GetKey()), kafkaio.GatewayHeaderPrefix)}
 			}
 			km.Headers[j] = kafkaio.Header{Key: h.GetKey(), Value: h.GetValue()}
 		}

@@ -15,9 +15,10 @@ import (
 // either way, and logged with the call.
 const RequestIDHeader = "x-request-id"
 
-// callInfo is what the call log learns of a call while it runs: its
-// request id, and its principal when an interceptor rather than the tap
-// authenticated it (the tap's principal is in the call's context already).
+// callInfo is what the call interceptor learns of a call while it runs:
+// its request id, and its principal when the interceptor rather than the
+// tap authenticated it (the tap's principal is in the call's context
+// already).
 type callInfo struct {
 	requestID string
 	principal string
@@ -33,33 +34,23 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// setCallPrincipal tells the call log who the caller is.
-func setCallPrincipal(ctx context.Context, who string) {
-	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok {
-		ci.principal = who
-	}
-}
-
-// callPrincipal is the principal the call log shows.
-func callPrincipal(ctx context.Context) string {
-	if ci, ok := ctx.Value(callInfoKey{}).(*callInfo); ok && ci.principal != "" {
-		return ci.principal
-	}
-	return Principal(ctx)
-}
-
-func withRequestID(ctx context.Context) context.Context {
+// withRequestID gives the call its request id: the client's x-request-id
+// when it sent one (of 1 to 128 bytes), else a new one. The id goes into
+// the response header and, in the returned callInfo, into the context.
+// Only that header is read from the call's metadata: copying all of it
+// (metadata.FromIncomingContext) cost 5% of the gateway's CPU under unary
+// load.
+func withRequestID(ctx context.Context) (context.Context, *callInfo) {
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(RequestIDHeader); len(v) > 0 && len(v[0]) > 0 && len(v[0]) <= 128 {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 && len(v[0]) > 0 && len(v[0]) <= 128 {
+		id = v[0]
 	}
 	if id == "" {
 		id = newRequestID()
 	}
 	_ = grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
-	return context.WithValue(ctx, callInfoKey{}, &callInfo{requestID: id})
+	ci := &callInfo{requestID: id}
+	return context.WithValue(ctx, callInfoKey{}, ci), ci
 }
 
 // Made-up request ids are a random per-process prefix and a counter: unique

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
 	"github.com/kgate/kgate/kafkaio"
 )
@@ -67,7 +65,7 @@ type streamKey struct {
 	principal string
 }
 
-// streamCounter enforces StreamLimits as the stream interceptor after
+// streamCounter enforces StreamLimits, for the call interceptor after
 // authentication. It is safe for concurrent use.
 type streamCounter struct {
 	limits StreamLimits
@@ -93,21 +91,23 @@ func (c *streamCounter) limit(k streamKind) int {
 	return 0
 }
 
-func (c *streamCounter) interceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	kind := kindOf(info.FullMethod)
+// acquireFor counts a new stream of fullMethod for principal. Beyond its
+// bound it returns the RESOURCE_EXHAUSTED status to refuse the stream
+// with; else release ends the count, once the stream ended.
+func (c *streamCounter) acquireFor(fullMethod, principal string) (release func(), err error) {
+	kind := kindOf(fullMethod)
 	max := c.limit(kind)
 	if max <= 0 {
-		return handler(srv, ss)
+		return func() {}, nil
 	}
 	key := streamKey{kind: kind}
 	if kind == kindSubscribe || kind == kindPublishStream {
-		key.principal = Principal(ss.Context())
+		key.principal = principal
 	}
 	if err := c.acquire(key, max); err != nil {
-		return err
+		return nil, err
 	}
-	defer c.release(key)
-	return handler(srv, ss)
+	return func() { c.release(key) }, nil
 }
 
 func (c *streamCounter) acquire(key streamKey, max int) error {

@@ -26,8 +26,9 @@ type Subscriber interface {
 }
 
 // Subscription is one stream's attachment to its group's consumer, as
-// *kafkaio.Session implements it: Next hands out the stream's events; Ack,
-// Nack, Extend and Drain go to the consumer; Close detaches.
+// *kafkaio.Session implements it: Next hands out the stream's events (in a
+// slice that may be reused by its next call); Ack, Nack, Extend and Drain
+// go to the consumer; Close detaches.
 type Subscription interface {
 	Next(ctx context.Context) ([]kafkaio.Event, error)
 	Ack(ctx context.Context, ids []string)
@@ -145,7 +146,14 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		cancelLoop(s.receive(loopCtx, stream, sub, cfg.Window.AckDeadline, open.GetAutoAck()))
 	}()
 
-	snd := sender{out: stream.Send, batchMax: int(open.GetMaxMessagesPerResponse())}
+	snd := &sender{out: stream.Send, batchMax: int(open.GetMaxMessagesPerResponse())}
+	return s.deliver(ctx, loopCtx, sub, snd, open.GetAutoAck())
+}
+
+// deliver sends sub's events with snd until the stream or sub ends (the
+// send loop of Subscribe and Tail), acking each record once sent when
+// autoAck.
+func (s *SubscriberService) deliver(ctx, loopCtx context.Context, sub Subscription, snd *sender, autoAck bool) error {
 	var sent []string // ack ids to auto-ack once sent
 	for {
 		evs, err := sub.Next(loopCtx)
@@ -155,16 +163,17 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 		if err := snd.send(evs); err != nil {
 			return err
 		}
-		if open.GetAutoAck() {
-			for _, ev := range evs {
-				if ev.Record != nil {
-					sent = append(sent, ev.Record.AckID)
-				}
+		if !autoAck {
+			continue
+		}
+		for _, ev := range evs {
+			if ev.Record != nil {
+				sent = append(sent, ev.Record.AckID)
 			}
-			if len(sent) > 0 {
-				sub.Ack(loopCtx, sent)
-				sent = sent[:0]
-			}
+		}
+		if len(sent) > 0 {
+			sub.Ack(loopCtx, sent)
+			sent = sent[:0]
 		}
 	}
 }
@@ -177,13 +186,26 @@ const maxBatchBytes = 1 << 20
 const maxBatchMessages = 1000
 
 // sender sends a stream's events in order: an assignment or the drain's
-// end in a response of its own; records one per response, or with batchMax > 1 as batches of
-// the records that are ready, up to batchMax records and maxBatchBytes.
+// end in a response of its own; records one per response, or with
+// batchMax > 1 as batches of the records that are ready, up to batchMax
+// records and maxBatchBytes.
+//
+// Its responses and their messages are reused from one Send to the next:
+// Send has marshalled a response when it returns (the server has no stats
+// handler that would read it later), and allocating them per record was a
+// tenth of a Subscribe stream's CPU. After each Send the messages drop
+// their references to the records' keys, values and headers, so that a
+// stream holds no payload beyond its window.
 type sender struct {
 	out      func(*kgatev1.SubscribeResponse) error // the stream's Send
 	batchMax int
-	batch    []*kgatev1.ReceivedMessage
+	msgs     []*kgatev1.ReceivedMessage // msgs[:n] are the batch being filled
+	n        int
 	bytes    int
+	// The responses, made once.
+	one  *kgatev1.SubscribeResponse_Message
+	many *kgatev1.ReceivedMessages
+	resp kgatev1.SubscribeResponse
 }
 
 func (s *sender) send(evs []kafkaio.Event) error {
@@ -204,7 +226,7 @@ func (s *sender) send(evs []kafkaio.Event) error {
 			continue
 		}
 		if s.batchMax <= 1 {
-			if err := s.out(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Message{Message: receivedMessage(r)}}); err != nil {
+			if err := s.sendOne(r); err != nil {
 				return err
 			}
 			continue
@@ -213,26 +235,49 @@ func (s *sender) send(evs []kafkaio.Event) error {
 		for _, h := range r.Headers {
 			size += len(h.Key) + len(h.Value)
 		}
-		if len(s.batch) > 0 && (len(s.batch) >= s.batchMax || s.bytes+size > maxBatchBytes) {
+		if s.n > 0 && (s.n >= s.batchMax || s.bytes+size > maxBatchBytes) {
 			if err := s.flush(); err != nil {
 				return err
 			}
 		}
-		s.batch = append(s.batch, receivedMessage(r))
+		if s.n == len(s.msgs) {
+			s.msgs = append(s.msgs, &kgatev1.ReceivedMessage{})
+		}
+		fillReceived(s.msgs[s.n], r)
+		s.n++
 		s.bytes += size
 	}
 	return s.flush()
 }
 
-// flush sends the batch, if any. The batch's slice is reused: Send has
-// marshalled the response when it returns.
+// sendOne sends r in a response of its own.
+func (s *sender) sendOne(r *kafkaio.Record) error {
+	if s.one == nil {
+		s.one = &kgatev1.SubscribeResponse_Message{Message: &kgatev1.ReceivedMessage{}}
+	}
+	fillReceived(s.one.Message, r)
+	s.resp.Response = s.one
+	err := s.out(&s.resp)
+	forgetPayload(s.one.Message)
+	return err
+}
+
+// flush sends the batch, if any.
 func (s *sender) flush() error {
-	if len(s.batch) == 0 {
+	if s.n == 0 {
 		return nil
 	}
-	err := s.out(&kgatev1.SubscribeResponse{Response: &kgatev1.SubscribeResponse_Messages{Messages: &kgatev1.ReceivedMessages{Messages: s.batch}}})
-	clear(s.batch)
-	s.batch, s.bytes = s.batch[:0], 0
+	if s.many == nil {
+		s.many = &kgatev1.ReceivedMessages{}
+	}
+	s.many.Messages = s.msgs[:s.n]
+	s.resp.Response = &kgatev1.SubscribeResponse_Messages{Messages: s.many}
+	err := s.out(&s.resp)
+	for _, m := range s.msgs[:s.n] {
+		forgetPayload(m)
+	}
+	s.many.Messages = nil
+	s.n, s.bytes = 0, 0
 	return err
 }
 
@@ -367,24 +412,37 @@ func subscriptionConfig(o *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, e
 	return cfg, nil
 }
 
-func receivedMessage(r *kafkaio.Record) *kgatev1.ReceivedMessage {
-	m := &kgatev1.ReceivedMessage{
-		AckId:           r.AckID,
-		Topic:           r.Topic,
-		Partition:       r.Partition,
-		Offset:          r.Offset,
-		Key:             r.Key,
-		Value:           r.Value,
-		Timestamp:       timestamppb.New(r.Timestamp),
-		DeliveryAttempt: r.Attempt,
+// fillReceived sets every field of m, a new or reused message, from r. A
+// reused message keeps its Timestamp and header messages.
+func fillReceived(m *kgatev1.ReceivedMessage, r *kafkaio.Record) {
+	m.AckId, m.Topic, m.Partition, m.Offset = r.AckID, r.Topic, r.Partition, r.Offset
+	m.Key, m.Value, m.DeliveryAttempt = r.Key, r.Value, r.Attempt
+	if m.Timestamp == nil {
+		m.Timestamp = &timestamppb.Timestamp{}
 	}
-	if len(r.Headers) > 0 {
-		m.Headers = make([]*kgatev1.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			m.Headers[i] = &kgatev1.Header{Key: h.Key, Value: h.Value}
+	m.Timestamp.Seconds, m.Timestamp.Nanos = r.Timestamp.Unix(), int32(r.Timestamp.Nanosecond())
+	n := len(r.Headers)
+	if cap(m.Headers) < n {
+		hs := make([]*kgatev1.Header, n)
+		copy(hs, m.Headers[:cap(m.Headers)])
+		m.Headers = hs
+	}
+	m.Headers = m.Headers[:n]
+	for i, h := range r.Headers {
+		if m.Headers[i] == nil {
+			m.Headers[i] = &kgatev1.Header{}
 		}
+		m.Headers[i].Key, m.Headers[i].Value = h.Key, h.Value
 	}
-	return m
+}
+
+// forgetPayload drops m's references to a record's key, value and header
+// values once it was sent.
+func forgetPayload(m *kgatev1.ReceivedMessage) {
+	m.Key, m.Value = nil, nil
+	for _, h := range m.Headers {
+		h.Key, h.Value = "", nil
+	}
 }
 
 func topicPartitions(tps []kafkaio.TopicPartition) []*kgatev1.TopicPartition {

@@ -153,28 +153,8 @@ func (s *SubscriberService) Tail(req *kgatev1.TailRequest, stream kgatev1.Subscr
 	stopOnShutdown := context.AfterFunc(s.stopping, func() { cancelLoop(errShuttingDown) })
 	defer stopOnShutdown()
 
-	snd := sender{out: func(r *kgatev1.SubscribeResponse) error { return stream.Send(tailResponse(r)) }, batchMax: int(open.GetMaxMessagesPerResponse())}
-	var sent []string
-	for {
-		evs, err := sub.Next(loopCtx)
-		if err != nil {
-			return s.endOf(ctx, loopCtx, sub, err)
-		}
-		if err := snd.send(evs); err != nil {
-			return err
-		}
-		if open.GetAutoAck() {
-			for _, ev := range evs {
-				if ev.Record != nil {
-					sent = append(sent, ev.Record.AckID)
-				}
-			}
-			if len(sent) > 0 {
-				sub.Ack(loopCtx, sent)
-				sent = sent[:0]
-			}
-		}
-	}
+	snd := &sender{out: func(r *kgatev1.SubscribeResponse) error { return stream.Send(tailResponse(r)) }, batchMax: int(open.GetMaxMessagesPerResponse())}
+	return s.deliver(ctx, loopCtx, sub, snd, open.GetAutoAck())
 }
 
 // tailResponse is a Subscribe response as a Tail sends it.

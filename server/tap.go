@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
@@ -88,39 +87,3 @@ func reasonOf(err error) string {
 	}
 	return ""
 }
-
-// unaryInterceptor authenticates unary calls that the tap did not (a
-// transport that runs no taps).
-func (a *Auth) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if a == nil || identified(ctx) || exempt(info.FullMethod) {
-		return handler(ctx, req)
-	}
-	who, err := a.authenticate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	setCallPrincipal(ctx, who)
-	return handler(withPrincipal(ctx, who), req)
-}
-
-// streamInterceptor authenticates streams that the tap did not.
-func (a *Auth) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx := ss.Context()
-	if a == nil || identified(ctx) || exempt(info.FullMethod) {
-		return handler(srv, ss)
-	}
-	who, err := a.authenticate(ctx)
-	if err != nil {
-		return err
-	}
-	setCallPrincipal(ctx, who)
-	return handler(srv, &ctxStream{ServerStream: ss, ctx: withPrincipal(ctx, who)})
-}
-
-// ctxStream is a ServerStream with a context of its own.
-type ctxStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *ctxStream) Context() context.Context { return s.ctx }

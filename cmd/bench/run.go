@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/kgate/kgate/kafkaio"
+	"github.com/kgate/kgate/kafkaio/direct"
 )
 
 // env is what the phases share: the broker, the children, the results.
@@ -227,7 +227,7 @@ func (e *env) directProduce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bp, err := kafkaio.NewBenchProducer(e.brokers, nil)
+		bp, err := direct.NewProducer(e.brokers)
 		if err != nil {
 			return err
 		}
@@ -309,7 +309,7 @@ func (e *env) consumeKgate(ctx context.Context, gw *child, n int, runs []subscri
 	return e.consumeWith(ctx, gw, n, runs, false)
 }
 
-func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscribeRun, direct bool) error {
+func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscribeRun, withDirect bool) error {
 	topic, err := e.createTopic(ctx, "bench-consume")
 	if err != nil {
 		return err
@@ -317,18 +317,18 @@ func (e *env) consumeWith(ctx context.Context, gw *child, n int, runs []subscrib
 	defer e.deleteTopic(topic)
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := kafkaio.BenchFill(fctx, e.brokers, topic, e.o.size, n); err != nil {
+	if err := direct.Fill(fctx, e.brokers, topic, e.o.size, n); err != nil {
 		return fmt.Errorf("filling %s: %w", topic, err)
 	}
-	if direct {
+	if withDirect {
 		m := newCPUMeter(os.Getpid(), e.brokerPID)
 		m.start()
-		dr, err := kafkaio.BenchDirectConsume(fctx, e.brokers, topic, n)
+		dr, err := direct.Consume(fctx, e.brokers, topic, n)
 		m.stop()
 		if err != nil {
 			return fmt.Errorf("direct consume: %w", err)
 		}
-		r := consumeResult("d direct-consume", 1, dr.Messages, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
+		r := consumeResult("d direct-consume", 1, dr.Records, 0, dr.FirstRecord, dr.Elapsed, m, e.o.size)
 		r.Note += "; cpu = bench process"
 		e.add(r)
 	}
@@ -452,7 +452,9 @@ func (e *env) add(r Result) {
 
 // runProfile is the --cpuprofile mode: the gateway runs in a child of this
 // binary wired from kafkaio and server, with runtime/pprof on, while this
-// process drives kgate Publish at --profile-conc for --profile-duration.
+// process drives the load of --profile-phase: kgate Publish or
+// PublishStream at --profile-conc for --profile-duration, Subscribe, or the
+// overload phase.
 func runProfile(ctx context.Context, o *options) error {
 	e := &env{o: o}
 	var err error
@@ -489,6 +491,12 @@ func runProfile(ctx context.Context, o *options) error {
 		if err := e.grpcProduce(ctx, "c kgate-publish", gw, false); err != nil {
 			return err
 		}
+	case "stream":
+		fmt.Printf("profiling the gateway (pid %d, %s) under kgate PublishStream at concurrency %d for %v\n", gw.pid, gw.addr, o.profConc, o.profDur)
+		o.conc, o.duration = []int{o.profConc}, o.profDur
+		if err := e.grpcProduce(ctx, "c2 kgate-stream", gw, true); err != nil {
+			return err
+		}
 	case "subscribe":
 		fmt.Printf("profiling the gateway (pid %d, %s) under one Subscribe stream reading %d records in batches of up to %d\n", gw.pid, gw.addr, 10*o.consumeN, o.subBatch)
 		if err := e.consumeKgate(ctx, gw, 10*o.consumeN, []subscribeRun{{1, o.subBatch}}); err != nil {
@@ -510,7 +518,7 @@ func runProfile(ctx context.Context, o *options) error {
 		s, _ := runOpenLoad(ctx, o.overloadRate, o.warmup, o.profDur, unaryOp(conns, topic, o.size), m, 8192)
 		e.add(loadResult("e overload", 1, s, m, o.size))
 	default:
-		return fmt.Errorf("--profile-phase %q: want publish, subscribe or overload", o.profPhase)
+		return fmt.Errorf("--profile-phase %q: want publish, stream, subscribe or overload", o.profPhase)
 	}
 	gw.stop() // SIGTERM: the child writes the profile
 	printTable(os.Stdout, e.results, o)

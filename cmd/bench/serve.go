@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
+	"github.com/kgate/kgate/internal/gctune"
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
 )
@@ -80,11 +81,14 @@ func serveNoop() error {
 
 // serveGateway is the --serve-gateway child: the gateway wired in this
 // process as cmd/gateway wires it (producer, subscriber service, health,
-// gRPC server with its interceptors, text logs at info on stderr), so that
+// gRPC server with its interceptors, the garbage collector's headroom,
+// text logs at info on stderr), so that
 // runtime/pprof can profile it. It prints "GATEWAY <addr>" when ready and
 // stops on SIGTERM, writing the CPU profile first.
 func serveGateway(brokers string, props map[string]string, maxInflight int64, cpuprofile string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The garbage collector as cmd/gateway sets it.
+	defer gctune.KeepHeadroom(gctune.GatewayHeadroom)()
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {

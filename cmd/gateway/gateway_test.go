@@ -278,6 +278,10 @@ func testFlags(t *testing.T, gateway string) {
 		// rest of a password holding a ';').
 		21: {name: "KGATE_KAFKA with a password", env: []string{"KGATE_KAFKA=security.protocol=SASL_SSL;sasl.password=hunter2;bogus"}, want: "KGATE_KAFKA: item 3 is not key=value"},
 		22: {name: "kafka with a password", args: []string{"--kafka", "sasl.password=hunter2;bogus"}, want: "--kafka: item 2 is not key=value"},
+		23: {name: "kafka-producer go.delivery.report.fields=all", args: []string{"--kafka-producer", "go.delivery.report.fields=all"},
+			want: "kafka property go.delivery.report.fields=all is refused: delivery reports that hold no copy of the message"},
+		24: {name: "kafka go.delivery.report.fields=key,value", args: []string{"--kafka", "go.delivery.report.fields=key,value"},
+			want: "kafka property go.delivery.report.fields=key,value is refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -28,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kgate/kgate/console"
+	"github.com/kgate/kgate/internal/gctune"
 	"github.com/kgate/kgate/kafkaio"
 	"github.com/kgate/kgate/server"
 )
@@ -89,12 +90,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 
 	// Before any Kafka client starts: fewer glibc arenas for librdkafka's
-	// threads, and a Go memory limit from the gateway's own budgets.
+	// threads, a Go memory limit from the gateway's own budgets, and the
+	// garbage collector's headroom within it.
 	kafkaio.TuneMalloc()
-	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, "GOMEMLIMIT=") }) && cfg.Brokers != "" {
+	inEnv := func(name string) bool {
+		return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+	}
+	if !inEnv("GOMEMLIMIT") && cfg.Brokers != "" {
 		limit := cfg.MaxInflightBytes + cfg.SubscribeMemory + memoryBase
 		debug.SetMemoryLimit(limit)
 		log.Debug("Go memory limit set from the budgets: --max-inflight-bytes + --subscribe-memory + 128 MiB", "limit_bytes", limit)
+	}
+	if !inEnv("GOGC") && cfg.Brokers != "" {
+		defer gctune.KeepHeadroom(gctune.GatewayHeadroom)()
+		log.Debug("garbage collection headroom: the heap may grow by 48 MiB of garbage, or by as much as is live, between collections", "headroom_bytes", gctune.GatewayHeadroom)
 	}
 
 	prod, err := kafkaio.NewProducer(kafkaio.ProducerConfig{
@@ -271,7 +280,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 }
 
 // memoryBase is what the gateway's Go heap needs besides its budgets:
-// gRPC buffers, metrics, metadata, and room for the garbage collector.
+// gRPC buffers, metrics, metadata, and room for the garbage collector
+// (gctune.GatewayHeadroom).
 const memoryBase = 128 << 20
 
 // instanceName names this gateway in commit metadata, stable across its

@@ -117,3 +117,48 @@ func scrapeMetric(t *testing.T, addr, name string) float64 {
 	}
 	return v
 }
+
+// With --brokers, the gateway bounds its Go heap from its budgets
+// (GOMEMLIMIT = --max-inflight-bytes + --subscribe-memory + 128 MiB) and
+// lets garbage collections run less often than GOGC=100 while its live
+// heap is small; GOGC and GOMEMLIMIT in its environment win. An operator
+// sees both on /metrics.
+func TestMemoryLimitAndGCHeadroom(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.BrokerProcess(t)
+	topic := kafkatest.CreateTopic(t, brokers, "gc", 3)
+	gateway := goBuild(t, t.TempDir(), "gateway", "github.com/kgate/kgate/cmd/gateway")
+	for _, tc := range []struct {
+		name      string
+		env       []string
+		wantLimit float64
+		tuned     bool // GOGC above 100
+	}{
+		{"defaults", nil, 64<<20 + 256<<20 + 128<<20, true},
+		{"GOGC and GOMEMLIMIT set", []string{"GOGC=100", "GOMEMLIMIT=300MiB"}, 300 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := startProc(t, "gateway", gateway, childEnv(tc.env...), "--listen", "127.0.0.1:0", "--brokers", brokers)
+			m := gw.waitFor(t, regexp.MustCompile(`msg="kgate listening" grpc=(\S+) brokers=\S+ metrics=(\S+)`), startTimeout, "the gateway logs that it is listening")
+			conn := dial(t, m[1])
+			waitServing(t, conn, "kgate.v1.Publisher")
+			// Garbage, so that collections run.
+			pub := kgatev1.NewPublisherClient(conn)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for i := range 200 {
+				if _, err := pub.Publish(ctx, &kgatev1.PublishRequest{Topic: topic, Messages: []*kgatev1.Message{{Value: make([]byte, 10_000)}}}); err != nil {
+					t.Fatalf("publish %d: %v", i, err)
+				}
+			}
+			if got := scrapeMetric(t, m[2], "go_gc_gomemlimit_bytes"); got != tc.wantLimit {
+				t.Errorf("go_gc_gomemlimit_bytes = %.0f, want %.0f", got, tc.wantLimit)
+			}
+			gogc := scrapeMetric(t, m[2], "go_gc_gogc_percent")
+			if tuned := gogc > 100; tuned != tc.tuned {
+				t.Errorf("go_gc_gogc_percent = %.0f; want it above 100: %v", gogc, tc.tuned)
+			}
+			gw.terminate(t)
+		})
+	}
+}
