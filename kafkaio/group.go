@@ -241,6 +241,7 @@ func (g *groupConsumer) apply(cmd command, now time.Time) {
 		g.d.AddSession(s.id, s.cfg)
 		g.sessions[s.id] = s
 		g.idleSince = time.Time{}
+		g.reportSoon()
 		g.flush(now) // the session's assignment notice comes first
 		close(cmd.done)
 	case cmdDetach:
@@ -254,6 +255,7 @@ func (g *groupConsumer) apply(cmd command, now time.Time) {
 		if len(g.sessions) == 0 {
 			g.idleSince = now
 		}
+		g.reportSoon()
 		// What the stream acked is committed as it ends; Close waits for
 		// that round (bounded), not this goroutine.
 		*cmd.committed = g.committer.offerWait(g.d.Commits())

@@ -78,8 +78,14 @@ func (s *Subscriber) Groups() []GroupInfo {
 	return out
 }
 
-// infoEvery is how often a group consumer reports its GroupInfo.
+// infoEvery is how often a group consumer reports its GroupInfo, and
+// reportSoon makes it report at its next chores as well: after a stream
+// attached or detached and after an assignment changed, so that an answer
+// naming the group's streams (a refused offset reset, DescribeGroup) does
+// not say what was true before them.
 const infoEvery = time.Second
+
+func (g *groupConsumer) reportSoon() { g.lastInfo = time.Time{} }
 
 // publishInfo makes the consumer's GroupInfo (owner goroutine).
 func (g *groupConsumer) publishInfo(now time.Time) {

@@ -24,6 +24,7 @@ func (g *groupConsumer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 // assigned starts consuming partitions from their committed offsets, with
 // what the commits' metadata says of the acks above them.
 func (g *groupConsumer) assigned(ps []kafka.TopicPartition) {
+	g.reportSoon()
 	if len(ps) == 0 {
 		if !g.coop {
 			if err := g.c.Assign(ps); err != nil {
@@ -127,6 +128,7 @@ const brokerWait = 10 * time.Second
 // forgets their records: their unacked records are delivered by the new
 // owner, which skips those acked above the commit.
 func (g *groupConsumer) revoked(ps []kafka.TopicPartition) {
+	g.reportSoon()
 	now := time.Now()
 	lost := g.c.AssignmentLost()
 	tps := topicPartitions(ps)
