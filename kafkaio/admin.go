@@ -46,15 +46,20 @@ type AdminConfig struct {
 
 // Admin inspects and repairs topics, consumer groups and dead letters with
 // Kafka's admin API and short-lived consumers. It is safe for concurrent
-// use. NewAdmin starts one Kafka client (and its log forwarder); Close
-// stops it.
+// use. Its first call that needs Kafka starts its Kafka client (and the
+// client's log forwarder); Close stops it.
 type Admin struct {
-	cfg   AdminConfig
-	log   *slog.Logger
-	c     *kafka.Consumer // never subscribes: metadata and the admin client's handle
-	ac    *kafka.AdminClient
-	logs  sync.WaitGroup
-	reads chan struct{} // semaphore of MaxReads
+	cfg  AdminConfig
+	log  *slog.Logger
+	logs sync.WaitGroup
+	// The Kafka client, made by the first call that needs it (client), so
+	// that a gateway whose Admin API is not used holds no connection or
+	// thread for it.
+	clientMu sync.Mutex
+	c        *kafka.Consumer // never subscribes: metadata and the admin client's handle
+	ac       *kafka.AdminClient
+	closed   bool
+	reads    chan struct{} // semaphore of MaxReads
 	// redriving serializes redrives on this gateway (cap 1).
 	redriving chan struct{}
 
@@ -81,29 +86,46 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cm, err := kafkaConfig(cfg.Brokers, map[string]string{
+	if _, err := kafkaConfig(cfg.Brokers, nil, withoutGuarded(cfg.Kafka), nil); err != nil {
+		return nil, err // refused at start, not at the first call
+	}
+	return &Admin{cfg: cfg, log: cfg.Logger.With("component", "admin"), reads: make(chan struct{}, cfg.MaxReads),
+		redriving: make(chan struct{}, 1), cache: map[string]cached{}}, nil
+}
+
+// client returns the Admin's Kafka admin client, starting it on first use.
+func (a *Admin) client() (*kafka.AdminClient, error) {
+	a.clientMu.Lock()
+	defer a.clientMu.Unlock()
+	if a.closed {
+		return nil, errorf(KindUnavailable, ReasonClosed, "the gateway is shutting down: retry at another instance")
+	}
+	if a.ac != nil {
+		return a.ac, nil
+	}
+	cm, err := kafkaConfig(a.cfg.Brokers, map[string]string{
 		"client.id":              "kgate-admin",
 		"group.id":               "kgate.admin",
 		"enable.auto.commit":     "false",
 		"enable.metrics.push":    "false",
 		"go.logs.channel.enable": "true",
-	}, withoutGuarded(cfg.Kafka), nil)
+	}, withoutGuarded(a.cfg.Kafka), nil)
 	if err != nil {
 		return nil, err
 	}
 	c, err := kafka.NewConsumer(&cm)
 	if err != nil {
-		return nil, fmt.Errorf("creating the admin's Kafka client: %s", RedactSecrets(err.Error(), cfg.Kafka))
+		return nil, errorf(KindInternal, "INTERNAL", "creating the admin's Kafka client: %s", RedactSecrets(err.Error(), a.cfg.Kafka))
 	}
-	a := &Admin{cfg: cfg, log: cfg.Logger.With("component", "admin"), c: c, reads: make(chan struct{}, cfg.MaxReads),
-		redriving: make(chan struct{}, 1), cache: map[string]cached{}}
 	a.logs.Add(1)
 	go func() { defer a.logs.Done(); forwardLogs(c.Logs(), a.log) }()
-	if a.ac, err = kafka.NewAdminClientFromConsumer(c); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("creating the Kafka admin client: %w", err)
+	ac, err := kafka.NewAdminClientFromConsumer(c)
+	if err != nil {
+		_ = c.Close()
+		return nil, errorf(KindInternal, "INTERNAL", "creating the Kafka admin client: %v", err)
 	}
-	return a, nil
+	a.c, a.ac = c, ac
+	return ac, nil
 }
 
 // withoutGuarded drops the properties the gateway sets itself for its
@@ -118,10 +140,13 @@ func withoutGuarded(props map[string]string) map[string]string {
 
 // Close stops the Admin's Kafka client. Calls still running fail.
 func (a *Admin) Close() {
+	a.clientMu.Lock()
+	a.closed = true
 	if a.ac != nil {
 		a.ac.Close()
+		_ = a.c.Close()
 	}
-	_ = a.c.Close()
+	a.clientMu.Unlock()
 	a.logs.Wait()
 }
 
@@ -172,7 +197,11 @@ type TopicSummary struct {
 // starting with "__"), ordered by name.
 func (a *Admin) Topics(ctx context.Context) ([]TopicSummary, error) {
 	return remember(a, "topics", func() ([]TopicSummary, error) {
-		md, err := a.c.GetMetadata(nil, true, timeoutMs(ctx, 10*time.Second))
+		ac, err := a.client()
+		if err != nil {
+			return nil, err
+		}
+		md, err := ac.GetMetadata(nil, true, timeoutMs(ctx, 10*time.Second))
 		if err != nil {
 			return nil, unavailable(fromKafka(err, "listing topics"))
 		}
@@ -223,7 +252,11 @@ func (a *Admin) Topic(ctx context.Context, topic string) ([]PartitionOffsets, er
 
 // partitions returns topic's partition numbers, ascending.
 func (a *Admin) partitions(ctx context.Context, topic string) ([]int32, error) {
-	md, err := a.c.GetMetadata(&topic, false, timeoutMs(ctx, 10*time.Second))
+	ac, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	md, err := ac.GetMetadata(&topic, false, timeoutMs(ctx, 10*time.Second))
 	if err != nil {
 		return nil, unavailable(fromKafka(err, fmt.Sprintf("fetching metadata for topic %s", QuoteName(topic))))
 	}
@@ -279,7 +312,11 @@ func (a *Admin) listOffsets(ctx context.Context, tps []TopicPartition, spec kafk
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := a.ac.ListOffsets(ctx, req)
+	ac, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	res, err := ac.ListOffsets(ctx, req)
 	if err != nil {
 		return nil, unavailable(fromKafka(err, "listing offsets"))
 	}
@@ -307,7 +344,11 @@ func (a *Admin) Groups(ctx context.Context) ([]GroupSummary, error) {
 	all, err := remember(a, "groups", func() ([]GroupSummary, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		res, err := a.ac.ListConsumerGroups(ctx)
+		ac, err := a.client()
+		if err != nil {
+			return nil, err
+		}
+		res, err := ac.ListConsumerGroups(ctx)
 		if err != nil {
 			return nil, unavailable(fromKafka(err, "listing consumer groups"))
 		}
@@ -394,7 +435,11 @@ func (a *Admin) kafkaGroup(ctx context.Context, group string) (kafkaGroup, error
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kg := kafkaGroup{committed: map[TopicPartition]kafka.TopicPartition{}}
-	desc, err := a.ac.DescribeConsumerGroups(ctx, []string{group})
+	ac, err := a.client()
+	if err != nil {
+		return kg, err
+	}
+	desc, err := ac.DescribeConsumerGroups(ctx, []string{group})
 	if err != nil {
 		return kg, unavailable(fromKafka(err, fmt.Sprintf("describing group %s", QuoteName(group))))
 	}
@@ -412,7 +457,7 @@ func (a *Admin) kafkaGroup(ctx context.Context, group string) (kafkaGroup, error
 			kg.members = append(kg.members, GroupMember{MemberID: m.ConsumerID, ClientID: m.ClientID, Host: m.Host, Assigned: topicPartitions(m.Assignment.TopicPartitions)})
 		}
 	}
-	offs, err := a.ac.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group}})
+	offs, err := ac.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group}})
 	if ke, ok := err.(kafka.Error); ok && ke.Code() == kafka.ErrGroupIDNotFound {
 		err = nil // no committed offsets
 	}
@@ -652,9 +697,13 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, partition
 		ktp.Metadata = &empty // drops the acks held above the old commit
 		commit.Partitions = append(commit.Partitions, ktp)
 	}
+	ac, err := a.client()
+	if err != nil {
+		return nil, err
+	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := a.ac.AlterConsumerGroupOffsets(actx, []kafka.ConsumerGroupTopicPartitions{commit})
+	res, err := ac.AlterConsumerGroupOffsets(actx, []kafka.ConsumerGroupTopicPartitions{commit})
 	a.forget("group\x00" + group)
 	if err != nil {
 		return nil, a.alterError(group, err)
