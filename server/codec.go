@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"unicode/utf8"
 
@@ -161,9 +162,33 @@ func unmarshalVT(b []byte, m vtMessage) error {
 	}
 	f, err := checkWire(b, m.ProtoReflect().Descriptor())
 	if f != "" {
-		return fmt.Errorf("%s is not valid UTF-8", f)
+		return &notUTF8Error{field: f}
 	}
 	return err
+}
+
+// notUTF8Error is unmarshalVT's error for a string field that is not
+// valid UTF-8 in a message that otherwise decoded.
+type notUTF8Error struct{ field string }
+
+func (e *notUTF8Error) Error() string { return e.field + " is not valid UTF-8" }
+
+// badUTF8Publish returns the first string of req that is not valid UTF-8,
+// named for a person ("topic", "messages[2].headers[0].key"), or "". The
+// codec lets such a request through (unary decoding errors would be
+// INTERNAL); Publish refuses it.
+func badUTF8Publish(req *kgatev1.PublishRequest) string {
+	if !utf8.ValidString(req.GetTopic()) {
+		return "topic"
+	}
+	for i, m := range req.GetMessages() {
+		for j, h := range m.GetHeaders() {
+			if !utf8.ValidString(h.GetKey()) {
+				return messageName(i) + ".headers[" + strconv.Itoa(j) + "].key"
+			}
+		}
+	}
+	return ""
 }
 
 // unmarshal decodes b into m (empty, as gRPC's receive targets are), with
@@ -180,7 +205,15 @@ func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	case *kgatev1.PublishRequest:
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		defer buf.Free()
-		return unmarshalVT(keepMessages(buf.ReadOnlyData(), c.maxMessages+1), m)
+		err := unmarshalVT(keepMessages(buf.ReadOnlyData(), c.maxMessages+1), m)
+		var bad *notUTF8Error
+		if errors.As(err, &bad) {
+			// Decoded in full all the same: the handler refuses it with
+			// INVALID_ARGUMENT naming the string (badUTF8Publish), where
+			// grpc-go would answer a unary call's decoding error INTERNAL.
+			return nil
+		}
+		return err
 	case *lenient:
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		defer buf.Free()

@@ -142,6 +142,9 @@ func (s *PublisherService) Publish(ctx context.Context, req *kgatev1.PublishRequ
 const ReasonTooManyMessages = "TOO_MANY_MESSAGES"
 
 func (s *PublisherService) publish(ctx context.Context, req *kgatev1.PublishRequest) (*kgatev1.PublishResponse, error) {
+	if f := badUTF8Publish(req); f != "" {
+		return nil, invalidf(ReasonMalformedRequest, "the request is not a valid kgate.v1.PublishRequest: %s is not valid UTF-8 (protobuf strings must be; keys and values are bytes and may hold anything); nothing of this request was written", f)
+	}
 	if s.maxMessages > 0 && len(req.GetMessages()) > s.maxMessages {
 		return nil, invalidf(ReasonTooManyMessages, "the request has more than %d messages, the most one Publish takes: split it, or use PublishStream", s.maxMessages)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -467,5 +468,56 @@ func TestStatusDetailsRoundTrip(t *testing.T) {
 	}
 	if got := st.Details()[0].(*kgatev1.PublishFailure); !proto.Equal(got, f) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestPublishStringNotUTF8IsInvalidArgument: a unary Publish whose topic
+// or header key is not valid UTF-8 (which a non-Go client can send) is
+// INVALID_ARGUMENT, reason MALFORMED_REQUEST, naming the string, not
+// grpc-go's INTERNAL for a request that does not decode; nothing of it is
+// written.
+func TestPublishStringNotUTF8IsInvalidArgument(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.CreateTopic(t, brokers, "pub-utf8", 1)
+	gw := startGateway(t, kafkaio.ProducerConfig{Brokers: brokers})
+	ctx := testContext(t, 30*time.Second)
+	message := func(headerKey []byte) []byte {
+		m := rawField(&kgatev1.Message{}, "value", []byte("v"))
+		if headerKey != nil {
+			m = append(m, rawField(&kgatev1.Message{}, "headers", rawField(&kgatev1.Header{}, "key", headerKey))...)
+		}
+		return m
+	}
+	request := func(topic string, msgs ...[]byte) []byte {
+		b := rawField(&kgatev1.PublishRequest{}, "topic", []byte(topic))
+		for _, m := range msgs {
+			b = append(b, rawField(&kgatev1.PublishRequest{}, "messages", m)...)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name  string
+		req   []byte
+		field string
+	}{
+		{"topic", request(topic+"\xff", message(nil)), "topic"},
+		{"header key", request(topic, message([]byte("ok")), message([]byte{0xc3, 0x28})), "messages[1].headers[0].key"},
+	} {
+		var resp kgatev1.PublishResponse
+		err := gw.conn.Invoke(ctx, kgatev1.Publisher_Publish_FullMethodName, c.req, &resp, grpc.ForceCodec(rawCodec{}))
+		st, d := detailsOf(t, err)
+		if st.Code() != codes.InvalidArgument || d.info.GetReason() != server.ReasonMalformedRequest ||
+			!strings.Contains(st.Message(), "not a valid kgate.v1.PublishRequest: "+c.field+" is not valid UTF-8") {
+			t.Errorf("%s not UTF-8: got %v %s %q, want INVALID_ARGUMENT MALFORMED_REQUEST naming %s", c.name, st.Code(), d.info.GetReason(), st.Message(), c.field)
+		}
+	}
+	// The same request with valid strings is written, and only it.
+	var resp kgatev1.PublishResponse
+	if err := gw.conn.Invoke(ctx, kgatev1.Publisher_Publish_FullMethodName, request(topic, message([]byte("ok"))), &resp, grpc.ForceCodec(rawCodec{})); err != nil {
+		t.Fatal(err)
+	}
+	if recs := kafkatest.ReadAll(t, brokers, topic); len(recs) != 1 {
+		t.Errorf("the topic holds %d records, want only the valid request's one", len(recs))
 	}
 }

@@ -69,7 +69,9 @@ type PublisherClient interface {
 	//     ErrorInfo reasons include INVALID_TOPIC, NO_MESSAGES,
 	//     TOO_MANY_MESSAGES (over --max-messages-per-request, 10000 by
 	//     default: split the batch, or use PublishStream), MESSAGE_TOO_LARGE,
-	//     RESERVED_HEADER and UNKNOWN_PARTITION. Fix the request; do not retry
+	//     RESERVED_HEADER, UNKNOWN_PARTITION and MALFORMED_REQUEST (the topic
+	//     or a header key is not valid UTF-8, which protobuf requires of
+	//     strings; the message names which). Fix the request; do not retry
 	//     it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
@@ -324,7 +326,9 @@ type PublisherServer interface {
 	//     ErrorInfo reasons include INVALID_TOPIC, NO_MESSAGES,
 	//     TOO_MANY_MESSAGES (over --max-messages-per-request, 10000 by
 	//     default: split the batch, or use PublishStream), MESSAGE_TOO_LARGE,
-	//     RESERVED_HEADER and UNKNOWN_PARTITION. Fix the request; do not retry
+	//     RESERVED_HEADER, UNKNOWN_PARTITION and MALFORMED_REQUEST (the topic
+	//     or a header key is not valid UTF-8, which protobuf requires of
+	//     strings; the message names which). Fix the request; do not retry
 	//     it unchanged. Nothing was written.
 	//   - NOT_FOUND: the topic does not exist and the cluster does not create
 	//     topics on first use (ErrorInfo reason UNKNOWN_TOPIC, as for
