@@ -207,10 +207,12 @@ func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		defer buf.Free()
 		err := unmarshalVT(keepMessages(buf.ReadOnlyData(), c.maxMessages+1), m)
 		var bad *notUTF8Error
-		if errors.As(err, &bad) {
+		if errors.As(err, &bad) && badUTF8Publish(m) != "" {
 			// Decoded in full all the same: the handler refuses it with
 			// INVALID_ARGUMENT naming the string (badUTF8Publish), where
 			// grpc-go would answer a unary call's decoding error INTERNAL.
+			// (A bad string that a later value of the field replaced is
+			// still refused here: the handler would not see it.)
 			return nil
 		}
 		return err

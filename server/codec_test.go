@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -238,4 +239,23 @@ func BenchmarkUnmarshalStreamRequest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCodecLetsPublishRefuseBadUTF8: the codec passes a PublishRequest
+// whose topic or header key is not UTF-8 to the handler (which refuses it,
+// naming the string), and refuses one whose bad string a later value of
+// the field replaced, as proto does, since the handler would not see it.
+func TestCodecLetsPublishRefuseBadUTF8(t *testing.T) {
+	c := newRequestCodec(DefaultMaxPublishMessages)
+	topic := func(v string) []byte { // PublishRequest.topic, field 1
+		return protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte(v))
+	}
+	var req kgatev1.PublishRequest
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(topic("t\xff"))}, &req); err != nil || badUTF8Publish(&req) != "topic" {
+		t.Errorf("a topic not UTF-8: codec %v, handler's check %q; want it decoded and named", err, badUTF8Publish(&req))
+	}
+	req = kgatev1.PublishRequest{}
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(append(topic("t\xff"), topic("t")...))}, &req); err == nil {
+		t.Errorf("a bad topic replaced by a good one was accepted as %q; proto refuses it", req.GetTopic())
+	}
 }
