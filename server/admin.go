@@ -189,14 +189,8 @@ func (s *AdminService) ResetGroupOffsets(ctx context.Context, req *kgatev1.Reset
 // PeekDeadLetters implements kgate.v1.Admin/PeekDeadLetters.
 func (s *AdminService) PeekDeadLetters(ctx context.Context, req *kgatev1.PeekDeadLettersRequest) (*kgatev1.PeekDeadLettersResponse, error) {
 	topic := req.GetTopic()
-	if err := kafkaio.ValidateTopic(topic); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.auth.authorizeAdmin(ctx, topic, "", false); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.auth.authorizeRead(ctx, topic); err != nil {
-		return nil, toStatus(err)
+	if err := s.authorizeDeadLetters(ctx, topic, false); err != nil {
+		return nil, err
 	}
 	limit := int(req.GetLimit())
 	switch {
@@ -231,6 +225,21 @@ func (s *AdminService) PeekDeadLetters(ctx context.Context, req *kgatev1.PeekDea
 	return resp, nil
 }
 
+// authorizeDeadLetters checks a dead-letter topic's name and that the
+// caller may administer it (change: to redrive) and read its records.
+func (s *AdminService) authorizeDeadLetters(ctx context.Context, topic string, change bool) error {
+	if err := kafkaio.ValidateTopic(topic); err != nil {
+		return toStatus(err)
+	}
+	if err := s.auth.authorizeAdmin(ctx, topic, "", change); err != nil {
+		return toStatus(err)
+	}
+	if err := s.auth.authorizeRead(ctx, topic); err != nil {
+		return toStatus(err)
+	}
+	return nil
+}
+
 func deadLetterOrigin(o kafkaio.DeadLetterOrigin) *kgatev1.DeadLetterOrigin {
 	return &kgatev1.DeadLetterOrigin{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Attempts: o.Attempts, Reason: o.Reason}
 }
@@ -238,14 +247,8 @@ func deadLetterOrigin(o kafkaio.DeadLetterOrigin) *kgatev1.DeadLetterOrigin {
 // RedriveDeadLetters implements kgate.v1.Admin/RedriveDeadLetters.
 func (s *AdminService) RedriveDeadLetters(ctx context.Context, req *kgatev1.RedriveDeadLettersRequest) (*kgatev1.RedriveDeadLettersResponse, error) {
 	topic := req.GetTopic()
-	if err := kafkaio.ValidateTopic(topic); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.auth.authorizeAdmin(ctx, topic, "", !req.GetDryRun()); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := s.auth.authorizeRead(ctx, topic); err != nil {
-		return nil, toStatus(err)
+	if err := s.authorizeDeadLetters(ctx, topic, !req.GetDryRun()); err != nil {
+		return nil, err
 	}
 	limit := int(req.GetLimit())
 	switch {

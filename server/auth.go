@@ -294,8 +294,8 @@ func (a *Auth) authorize(ctx context.Context, action Action, topic, group string
 	}
 	who := Principal(ctx)
 	for _, r := range p.rules {
-		if (r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) && r.Action == action && match(r.Topic, topic) &&
-			(action != ActionSubscribe || (r.Group == "" && p.owns(who, group)) || (r.Group != "" && match(r.Group, group))) {
+		if r.appliesTo(who) && r.Action == action && match(r.Topic, topic) &&
+			(action != ActionSubscribe || p.allowsGroup(r, who, group)) {
 			return nil
 		}
 	}
@@ -456,17 +456,32 @@ func (a *Auth) caller(ctx context.Context) *kgatev1.Caller {
 	return c
 }
 
+// appliesTo reports whether r is a rule for who: it names who, or is "*",
+// which stands for any identified principal (never anonymous callers).
+func (r Rule) appliesTo(who string) bool {
+	return r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)
+}
+
+// allowsGroup reports whether r lets who use group: r's group pattern, or
+// without one the groups who owns (named after who or prefixed by it).
+func (p *policy) allowsGroup(r Rule, who, group string) bool {
+	if r.Group == "" {
+		return p.owns(who, group)
+	}
+	return match(r.Group, group)
+}
+
 // adminAllows reports whether a rule lets who administer topic and group
 // ("" matches any).
 func (p *policy) adminAllows(who, topic, group string) bool {
 	for _, r := range p.rules {
-		if r.Action != ActionAdmin || !(r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) {
+		if r.Action != ActionAdmin || !r.appliesTo(who) {
 			continue
 		}
 		if topic != "" && !match(r.Topic, topic) {
 			continue
 		}
-		if group != "" && !((r.Group == "" && p.owns(who, group)) || (r.Group != "" && match(r.Group, group))) {
+		if group != "" && !p.allowsGroup(r, who, group) {
 			continue
 		}
 		return true
@@ -501,7 +516,7 @@ func (a *Auth) authorizeRead(ctx context.Context, topic string) *kafkaio.Error {
 	}
 	who := Principal(ctx)
 	for _, r := range p.rules {
-		if r.Action == ActionSubscribe && (r.Principal == who || (r.Principal == anyPrincipal && who != Anonymous)) && match(r.Topic, topic) {
+		if r.Action == ActionSubscribe && r.appliesTo(who) && match(r.Topic, topic) {
 			return nil
 		}
 	}

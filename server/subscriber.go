@@ -110,21 +110,9 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 	if open == nil {
 		return invalidf("FIRST_MESSAGE_NOT_OPEN", "the first message on a Subscribe stream must be `open` (topics, group, ...), got %s", requestKind(first))
 	}
-	cfg, err := subscriptionConfig(open)
+	cfg, err := s.openConfig(ctx, open)
 	if err != nil {
 		return err
-	}
-	if err := s.authorizeOpen(ctx, cfg); err != nil {
-		return err
-	}
-	select {
-	case <-s.stopping.Done():
-		return errShuttingDown
-	default:
-	}
-	cfg.Client = Principal(ctx)
-	if p, ok := peer.FromContext(ctx); ok {
-		cfg.Client += "@" + p.Addr.String()
 	}
 	sub, err := s.sub.Subscribe(ctx, cfg)
 	if err != nil {
@@ -148,6 +136,29 @@ func (s *SubscriberService) Subscribe(stream kgatev1.Subscriber_SubscribeServer)
 
 	snd := &sender{out: stream.Send, batchMax: int(open.GetMaxMessagesPerResponse())}
 	return s.deliver(ctx, loopCtx, sub, snd, open.GetAutoAck())
+}
+
+// openConfig checks open and the caller's permission for it (Subscribe's
+// and Tail's), refuses it while the gateway shuts down, and returns its
+// subscription with the client named by principal and peer.
+func (s *SubscriberService) openConfig(ctx context.Context, open *kgatev1.SubscribeOpen) (kafkaio.SubscriptionConfig, error) {
+	cfg, err := subscriptionConfig(open)
+	if err != nil {
+		return cfg, err
+	}
+	if err := s.authorizeOpen(ctx, cfg); err != nil {
+		return cfg, err
+	}
+	select {
+	case <-s.stopping.Done():
+		return cfg, errShuttingDown
+	default:
+	}
+	cfg.Client = Principal(ctx)
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		cfg.Client += "@" + p.Addr.String()
+	}
+	return cfg, nil
 }
 
 // deliver sends sub's events with snd until the stream or sub ends (the

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	kgatev1 "github.com/kgate/kgate/gen/kgate/v1"
@@ -110,21 +109,9 @@ func (s *SubscriberService) Tail(req *kgatev1.TailRequest, stream kgatev1.Subscr
 	if open == nil {
 		return invalidf(ReasonInvalidSubOpen, "a Tail request needs `open` (topics, group, ...), as the first message of a Subscribe stream")
 	}
-	cfg, err := subscriptionConfig(open)
+	cfg, err := s.openConfig(ctx, open)
 	if err != nil {
 		return err
-	}
-	if err := s.authorizeOpen(ctx, cfg); err != nil {
-		return err
-	}
-	select {
-	case <-s.stopping.Done():
-		return errShuttingDown
-	default:
-	}
-	cfg.Client = Principal(ctx)
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		cfg.Client += "@" + p.Addr.String()
 	}
 	cfg.Client += " (Tail)"
 	sub, err := s.sub.Subscribe(ctx, cfg)
