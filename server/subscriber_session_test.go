@@ -34,6 +34,8 @@ type fakeSubscription struct {
 	drained bool
 	closed  bool
 	cfg     kafkaio.SubscriptionConfig
+
+	drainCalled chan struct{} // closed by the first Drain, if not nil
 }
 
 func (f *fakeSubscription) Next(ctx context.Context) ([]kafkaio.Event, error) {
@@ -64,6 +66,9 @@ func (f *fakeSubscription) Extend(context.Context, []string, time.Duration) {}
 func (f *fakeSubscription) Drain(context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.drained && f.drainCalled != nil {
+		close(f.drainCalled)
+	}
 	f.drained = true
 }
 
@@ -99,7 +104,7 @@ func (f fakeSubscriber) Subscribe(_ context.Context, cfg kafkaio.SubscriptionCon
 // reaches the subscription, and the subscriber's shutdown ends the stream
 // with UNAVAILABLE GATEWAY_SHUTTING_DOWN after the subscription is closed.
 func TestSubscribeHandlerOverAFakeSubscription(t *testing.T) {
-	fake := &fakeSubscription{events: make(chan []kafkaio.Event, 4), end: make(chan error, 1)}
+	fake := &fakeSubscription{events: make(chan []kafkaio.Event, 4), end: make(chan error, 1), drainCalled: make(chan struct{})}
 	subs := NewSubscriberService(fakeSubscriber{fake}, nil, nil)
 	pubs := NewPublisherService(nil, nil)
 	gs := NewGRPCServer(Config{Publisher: pubs, Subscriber: subs, Health: health.NewServer()})
@@ -142,6 +147,14 @@ func TestSubscribeHandlerOverAFakeSubscription(t *testing.T) {
 	}
 	if err := st.Send(&kgatev1.SubscribeRequest{Request: &kgatev1.SubscribeRequest_Drain{Drain: &kgatev1.SubscribeDrain{}}}); err != nil {
 		t.Fatal(err)
+	}
+	// The subscription reports the drain's end only after the handler
+	// asked it to drain; feeding the event sooner would let the handler
+	// send it before it read the client's request.
+	select {
+	case <-fake.drainCalled:
+	case <-ctx.Done():
+		t.Fatal("the client's drain never reached the subscription")
 	}
 	fake.events <- []kafkaio.Event{{Drained: true}}
 	if recv().GetDrained() == nil {
