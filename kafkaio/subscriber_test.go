@@ -44,7 +44,7 @@ func TestAConsumerWhoseStreamEndedBeforeAttachingLeaves(t *testing.T) {
 		defer sub.mu.Unlock()
 		return len(sub.groups)
 	}
-	kafkatest.Eventually(t, 30*time.Second, "every consumer left after its linger and gave its memory back", func() bool {
+	kafkatest.Eventually(t, 60*time.Second, "every consumer left after its linger and gave its memory back", func() bool {
 		return consumers() == 0 && sub.MemoryUsed() == 0
 	})
 }

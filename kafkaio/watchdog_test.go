@@ -97,7 +97,7 @@ func TestWatchdogRecoversAStalledPartition(t *testing.T) {
 	if _, recovered := obs.counts(); recovered == 0 {
 		t.Fatal("the records came without a stall recovery: the test paused nothing")
 	}
-	kafkatest.Eventually(t, 10*time.Second, "the stalled gauge goes back to 0", func() bool {
+	kafkatest.Eventually(t, 30*time.Second, "the stalled gauge goes back to 0", func() bool {
 		stalled, _ := obs.counts()
 		return stalled == 0
 	})

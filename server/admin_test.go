@@ -252,9 +252,13 @@ func TestAdminDeadLetters(t *testing.T) {
 	}
 	deadLetter(other, "x1")
 	kafkatest.Eventually(t, 20*time.Second*timeoutScale, "4 dead letters", func() bool {
-		peek, err = gw.Admin.PeekDeadLetters(ctx, &kgatev1.PeekDeadLettersRequest{Topic: dlq, Limit: 2})
-		return err == nil && len(peek.DeadLetters) == 2 && peek.More
+		peek, err = gw.Admin.PeekDeadLetters(ctx, &kgatev1.PeekDeadLettersRequest{Topic: dlq})
+		return err == nil && len(peek.DeadLetters) == 4
 	})
+	peek, err = gw.Admin.PeekDeadLetters(ctx, &kgatev1.PeekDeadLettersRequest{Topic: dlq, Limit: 2})
+	if err != nil || len(peek.DeadLetters) != 2 || !peek.More {
+		t.Fatalf("peek of 2 = %v, %v; want 2 and more", peek, err)
+	}
 
 	// Only other's: the three of orders are skipped, and stay.
 	r, err := gw.Admin.RedriveDeadLetters(ctx, &kgatev1.RedriveDeadLettersRequest{Topic: dlq, OriginTopic: other})

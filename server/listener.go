@@ -43,8 +43,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
+			l.metrics.refusedConnection() // counted before the client can see the close
 			_ = c.Close()
-			l.metrics.refusedConnection()
 			if n, due := l.refused.add(time.Now()); due {
 				l.log.Warn("refusing connections: the gateway holds the most it allows (--max-connections)", "open", l.max, "refused", n, "last_peer", c.RemoteAddr().String())
 			}

@@ -21,10 +21,22 @@ import (
 )
 
 // owned follows a stream's assignment messages until it owns want
-// partitions.
+// partitions. Those already queued count first, so that a revocation
+// that came since the last call is not overlooked.
 func owned(t testing.TB, s *stream, want int, timeout time.Duration) map[string]bool {
 	t.Helper()
 	have := s.Own
+	apply := func(a *kgatev1.Assignment) {
+		for _, tp := range a.Assigned {
+			have[fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)] = true
+		}
+		for _, tp := range a.Revoked {
+			delete(have, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
+		}
+	}
+	for len(s.Assigns) > 0 {
+		apply(<-s.Assigns)
+	}
 	if len(have) == want {
 		return have
 	}
@@ -32,12 +44,7 @@ func owned(t testing.TB, s *stream, want int, timeout time.Duration) map[string]
 	for {
 		select {
 		case a := <-s.Assigns:
-			for _, tp := range a.Assigned {
-				have[fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)] = true
-			}
-			for _, tp := range a.Revoked {
-				delete(have, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
-			}
+			apply(a)
 			if len(have) == want {
 				return have
 			}

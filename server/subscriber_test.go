@@ -232,7 +232,9 @@ func TestSubscribeAckDeadlineRedeliversAndExtendPostpones(t *testing.T) {
 	gw := startGateway(t, kafkaProducer(brokers))
 	publishN(t, gw, topic, 2, nil)
 	open := earliest([]string{topic}, kafkatest.Name("g"))
-	open.AckDeadline = durationpb.New(time.Second)
+	// Long enough for the Extend to reach the gateway on a loaded machine
+	// before offset 1's first deadline passes.
+	open.AckDeadline = durationpb.New(2 * time.Second * timeoutScale)
 	open.MinBackoff = durationpb.New(10 * time.Millisecond)
 	s := openStream(t, gw, open)
 

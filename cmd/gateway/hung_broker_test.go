@@ -56,8 +56,8 @@ func TestGatewayShutdownWithTheBrokerStopped(t *testing.T) {
 	code := gw.wait(t, shutdownTimeout+10*time.Second)
 	took := time.Since(start)
 	t.Logf("exited %d after %v with the broker stopped", code, took.Round(time.Millisecond))
-	if took > shutdownTimeout+time.Second {
-		t.Errorf("the gateway took %v to exit with the broker stopped; want at most --shutdown-timeout (%v) + 1 s", took, shutdownTimeout)
+	if took > shutdownTimeout+2*time.Second { // the margin: the process's exit on a loaded machine
+		t.Errorf("the gateway took %v to exit with the broker stopped; want at most --shutdown-timeout (%v) + 2 s", took, shutdownTimeout)
 	}
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)

@@ -27,8 +27,9 @@ const (
 	// when it expires.
 	killSessionTimeout = 6 * time.Second
 	// killConsumeTimeout bounds the new streams' joining (the dead members
-	// time out first) and consuming every record.
-	killConsumeTimeout = 25 * time.Second
+	// time out first) and consuming every record; a poll's bound, generous
+	// for a loaded machine under -race.
+	killConsumeTimeout = 60 * time.Second
 	killLoadFor        = 1500 * time.Millisecond // load on the first gateway before SIGKILL
 	killPublishers     = 8
 	killPayloadSize    = 64

@@ -368,13 +368,13 @@ func testMTLSProbe(t *testing.T, gateway string) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, strings.TrimSpace(string(b))
 	}
-	kafkatest.Eventually(t, servingTimeout, "/healthz answers 200 SERVING", func() bool {
+	// The gateway sets its services' health one after the other: wait for
+	// both the server's and the Publisher's.
+	kafkatest.Eventually(t, servingTimeout, "/healthz and /healthz?service=kgate.v1.Publisher answer 200 SERVING", func() bool {
 		code, body := get("/healthz")
-		return code == http.StatusOK && body == "SERVING"
+		pcode, pbody := get("/healthz?service=kgate.v1.Publisher")
+		return code == http.StatusOK && body == "SERVING" && pcode == http.StatusOK && pbody == "SERVING"
 	})
-	if code, body := get("/healthz?service=kgate.v1.Publisher"); code != http.StatusOK || body != "SERVING" {
-		t.Errorf("/healthz?service=kgate.v1.Publisher: %d %s, want 200 SERVING", code, body)
-	}
 	if code, body := get("/healthz?service=no.such.Service"); code != http.StatusServiceUnavailable || body != "SERVICE_UNKNOWN" {
 		t.Errorf("/healthz of an unknown service: %d %s, want 503 SERVICE_UNKNOWN", code, body)
 	}

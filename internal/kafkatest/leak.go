@@ -20,12 +20,12 @@ var leakMarkers = []string{
 }
 
 // Main runs the tests, then fails the package if a goroutine of kgate,
-// confluent-kafka-go, a gRPC server or kfake is still running 10 s after
+// confluent-kafka-go, a gRPC server or kfake is still running 30 s after
 // the last test ended. Use it as: func TestMain(m *testing.M) { kafkatest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := waitLeaks(10 * time.Second); leaked != "" {
+		if leaked := waitLeaks(30 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "FAIL: goroutines still running after the tests ended (an owner did not stop them):\n%s\n", leaked)
 			code = 1
 		}
