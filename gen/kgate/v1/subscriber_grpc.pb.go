@@ -88,6 +88,9 @@ type SubscriberClient interface {
 	// Status codes that end the stream and what the client should do:
 	//
 	//   - OK: the client half-closed the stream; acked offsets were committed.
+	//     The gateway waits up to 5 s for Kafka to confirm that commit; one
+	//     not confirmed by then is retried by the group's consumer, and a
+	//     record whose commit never lands is delivered again.
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
@@ -324,6 +327,9 @@ type SubscriberServer interface {
 	// Status codes that end the stream and what the client should do:
 	//
 	//   - OK: the client half-closed the stream; acked offsets were committed.
+	//     The gateway waits up to 5 s for Kafka to confirm that commit; one
+	//     not confirmed by then is retried by the group's consumer, and a
+	//     record whose commit never lands is delivered again.
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
