@@ -47,10 +47,14 @@ start_gateway() {
 	local ports=(--listen 127.0.0.1:0 --embedded-kafka 127.0.0.1:0)
 	# Every fixed default port moves to a free one, so that the tests run
 	# beside a `make run` gateway or each other.
-	if "$GATEWAY" --help 2>&1 | grep -q -- '-metrics-listen'; then
+	# The help is read whole first: `--help | grep -q` under pipefail
+	# fails when grep's early exit kills the gateway with SIGPIPE.
+	local help
+	help=$("$GATEWAY" --help 2>&1) || true
+	if [[ $help == *-metrics-listen* ]]; then
 		ports+=(--metrics-listen 127.0.0.1:0)
 	fi
-	if "$GATEWAY" --help 2>&1 | grep -q -- '-http-listen'; then
+	if [[ $help == *-http-listen* ]]; then
 		ports+=(--http-listen 127.0.0.1:0)
 	fi
 	: >"$log" # exists before the background job opens it

@@ -6,8 +6,10 @@
 # (joining backslash continuations), replaces localhost:8080 with the test
 # gateway's gRPC address and localhost:8081 with its HTTP listener's and, in
 # the Subscribe tail, `cat` (stdin kept open until Ctrl-C) with `sleep`
-# (stdin closed after a few seconds, which ends the stream), then runs each
-# from the repository root and checks its output:
+# (stdin closed after TAIL_SECONDS, 8 by default, which ends the stream; a
+# recipe's shorter sleep is stretched to it as well), then runs each from
+# the repository root and checks its output (PeekDeadLetters is run again
+# for up to 10 s until the poison consumer's dead letter is written):
 #
 #   list                  names kgate.v1.Publisher, Subscriber, Admin, health
 #   describe X            describes X's RPCs, with the proto's comments
@@ -30,7 +32,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 README=${README_FILE:-$ROOT/README.md} # README_FILE: check another copy
-TAIL_SECONDS=${TAIL_SECONDS:-3}
+TAIL_SECONDS=${TAIL_SECONDS:-8} # how long a Subscribe recipe's stream stays open
 
 [[ -x $ROOT/.tmp/bin/grpcurl ]] || fail "readme recipes: no grpcurl in .tmp/bin: run make tools"
 
@@ -89,10 +91,23 @@ for cmd in "${COMMANDS[@]}"; do
 		[[ $run == *'; cat; }'* || $run =~ \;\ sleep\ [0-9]+\;\ \} ]] ||
 			recipe_fail "the Subscribe recipe no longer keeps stdin open with '{ echo ...; cat; }' (or '; sleep N; }')" "$cmd" ""
 		run=${run//'; cat; }'/"; sleep $TAIL_SECONDS; }"}
+		# A recipe's own short sleep gets the same room on a slow machine.
+		[[ $run =~ \;\ sleep\ ([0-9]+)\;\ \} ]] && ((BASH_REMATCH[1] < TAIL_SECONDS)) &&
+			run=${run//"; sleep ${BASH_REMATCH[1]}; }"/"; sleep $TAIL_SECONDS; }"}
 	fi
 	echo "\$ $run"
 	rc=0
 	out=$(timeout 60 bash -c "$run" 2>&1) || rc=$?
+	# The dead letter is written in the background after the poison
+	# consumer's deadline: peek again until it is there (or 10 s passed).
+	if [[ $run == *Admin/PeekDeadLetters* ]]; then
+		for ((try = 0; try < 20; try++)); do
+			((rc == 0)) && grep -q '"reason": "not acked after 1 delivery attempts' <<<"$out" && break
+			sleep 0.5
+			rc=0
+			out=$(timeout 60 bash -c "$run" 2>&1) || rc=$?
+		done
+	fi
 	((rc == 0)) || recipe_fail "exited with status $rc" "$run" "$out"
 
 	case $run in

@@ -142,7 +142,7 @@ check_node_tail() {
 	for ((i = 0; ; i++)); do
 		curl -sS "http://$PLAIN_HTTP/v1/groups/$group" >"$out-lag.txt" 2>&1 || true
 		lag=$(grep -Eo '"lag": ?"[0-9]*"' "$out-lag.txt" | grep -Evc '"lag": ?"0"' || true)
-		committed=$(grep -Eo '"committedOffset": ?"[0-9]*"' "$out-lag.txt" | awk -F'"' '{ n += $4 } END { print n + 0 }')
+		committed=$(grep -Eo '"committedOffset": ?"[0-9]*"' "$out-lag.txt" | awk -F'"' '{ n += $4 } END { print n + 0 }' || true) # no offsets yet: poll again
 		[[ $lag == 0 && $committed == "$COUNT" ]] && break
 		((i < 100)) || lang_fail "curl group lag" "$out-lag.txt" "the group's lag did not reach 0 with $COUNT committed within 10 s"
 		sleep 0.1

@@ -64,7 +64,7 @@ async function stopChild(c) {
   if (c.p.exitCode !== null || c.p.signalCode !== null) return;
   const exited = new Promise((r) => c.p.once("exit", r));
   c.p.kill("SIGTERM");
-  const t = setTimeout(() => c.p.kill("SIGKILL"), 15000);
+  const t = setTimeout(() => c.p.kill("SIGKILL"), 30000); // past the gateway's --shutdown-timeout
   await exited;
   clearTimeout(t);
 }
@@ -131,7 +131,7 @@ before(async () => {
   const brokers = await startChild("broker", brokerBin, ["--listen", "127.0.0.1:0", "--partitions", "2"], (l) => l.startsWith("BROKER ") && l.slice(7).trim());
   children.at(-1).addr = brokers;
   base = await startChild("gateway", gatewayBin, ["--brokers", brokers, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-    "--metrics-listen", "", "--auth-tokens", join(work, "tokens"), "--acl", join(work, "acl"), "--subscribe-linger", "60s", "--shutdown-timeout", "5s"],
+    "--metrics-listen", "", "--auth-tokens", join(work, "tokens"), "--acl", join(work, "acl"), "--subscribe-linger", "60s", "--shutdown-timeout", "20s"],
   (l) => l.includes('msg="kgate listening"') && "http://" + / http=([^ ]+)/.exec(l)?.[1]);
   // Light load: five records a second into orders.
   await publish(orders, JSON.stringify({ n: 0 }));
@@ -288,7 +288,7 @@ test("without identity the console is read-only", async () => {
   // --allow-anonymous-admin: the dead letters can be listed, not redriven.
   const brokers = children.find((c) => c.name === "broker").addr;
   const open = await startChild("gateway without tokens", gatewayBin, ["--brokers", brokers, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-    "--metrics-listen", "", "--shutdown-timeout", "5s"], (l) => l.includes('msg="kgate listening"') && "http://" + / http=([^ ]+)/.exec(l)?.[1]);
+    "--metrics-listen", "", "--shutdown-timeout", "20s"], (l) => l.includes('msg="kgate listening"') && "http://" + / http=([^ ]+)/.exec(l)?.[1]);
   const anon = await browser.newPage({ viewport: { width: 1100, height: 500 } }); // a new tab: no token
   anon.on("pageerror", (e) => pageErrors.push(e.message));
   try {
