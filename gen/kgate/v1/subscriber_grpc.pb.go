@@ -87,10 +87,10 @@ type SubscriberClient interface {
 	//
 	// Status codes that end the stream and what the client should do:
 	//
-	//   - OK: the client half-closed the stream; acked offsets were committed.
-	//     The gateway waits up to 5 s for Kafka to confirm that commit; one
-	//     not confirmed by then is retried by the group's consumer, and a
-	//     record whose commit never lands is delivered again.
+	//   - OK: the client half-closed the stream, and the gateway committed
+	//     the acked offsets first, waiting up to 5 s for Kafka to confirm. A
+	//     commit not confirmed by then is retried by the group's consumer,
+	//     and a record whose commit never lands is delivered again.
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
@@ -326,10 +326,10 @@ type SubscriberServer interface {
 	//
 	// Status codes that end the stream and what the client should do:
 	//
-	//   - OK: the client half-closed the stream; acked offsets were committed.
-	//     The gateway waits up to 5 s for Kafka to confirm that commit; one
-	//     not confirmed by then is retried by the group's consumer, and a
-	//     record whose commit never lands is delivered again.
+	//   - OK: the client half-closed the stream, and the gateway committed
+	//     the acked offsets first, waiting up to 5 s for Kafka to confirm. A
+	//     commit not confirmed by then is retried by the group's consumer,
+	//     and a record whose commit never lands is delivered again.
 	//   - INVALID_ARGUMENT: a request the gateway refuses; the ErrorInfo
 	//     reason says which: FIRST_MESSAGE_NOT_OPEN (the first message is not
 	//     `open`), INVALID_SUBSCRIPTION (`open` is invalid: no topics, empty
