@@ -41,6 +41,17 @@ func publishKeyed(t testing.TB, gw *gateway, topic string, n, keys int) {
 	}
 }
 
+// reported returns what the gateway's consumer of group last reported of
+// itself, if it has one.
+func reported(gw *gateway, group string) (kafkaio.GroupInfo, bool) {
+	for _, info := range gw.ksub.Groups() {
+		if info.Group == group {
+			return info, true
+		}
+	}
+	return kafkaio.GroupInfo{}, false
+}
+
 func ordered(open *kgatev1.SubscribeOpen, o kgatev1.Ordering) *kgatev1.SubscribeOpen {
 	open.Ordering = o
 	return open
@@ -119,14 +130,9 @@ func TestSubscribeStreamsShareOneConsumerAndChurnCausesNoRebalance(t *testing.T)
 	// What the gateway reports of the group: one stream serving all four
 	// partitions, everything acked.
 	kafkatest.Eventually(t, 10*time.Second*timeoutScale, "the group's report shows its one stream", func() bool {
-		for _, info := range gw.ksub.Groups() {
-			if info.Group != group {
-				continue
-			}
-			return len(info.Sessions) == 1 && len(info.Sessions[0].Partitions) == 4 && len(info.Partitions) == 4 &&
-				info.HeldRecords == 0 && strings.HasPrefix(info.Sessions[0].Client, "anonymous@127.0.0.1:")
-		}
-		return false
+		info, ok := reported(gw, group)
+		return ok && len(info.Sessions) == 1 && len(info.Sessions[0].Partitions) == 4 && len(info.Partitions) == 4 &&
+			info.HeldRecords == 0 && strings.HasPrefix(info.Sessions[0].Client, "anonymous@127.0.0.1:")
 	})
 }
 
@@ -206,12 +212,8 @@ func TestSubscribeOrderingWithMoreStreamsThanPartitions(t *testing.T) {
 			// ordering a stream that attached later may rightly take a
 			// partition over, and under key and none it might find no work.
 			kafkatest.Eventually(t, 30*time.Second*timeoutScale, "the group's five streams attached", func() bool {
-				for _, info := range gw.ksub.Groups() {
-					if info.Group == group {
-						return len(info.Sessions) == len(perStream)
-					}
-				}
-				return false
+				info, ok := reported(gw, group)
+				return ok && len(info.Sessions) == len(perStream)
 			})
 			publishKeyed(t, gw, topic, n, keys)
 			kafkatest.Eventually(t, 60*time.Second*timeoutScale, "every record delivered", func() bool {
